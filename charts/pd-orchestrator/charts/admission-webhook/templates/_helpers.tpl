@@ -1,0 +1,61 @@
+{{/*
+Helpers of the admission-webhook subchart. Every named template is prefixed with "admission-webhook." because Helm shares one template
+namespace between the umbrella chart and all of its subcharts.
+*/}}
+
+{{/* The chart name, overridable with .Values.nameOverride. */}}
+{{- define "admission-webhook.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The fully qualified name of this component's objects: .Values.fullnameOverride, else "<release>-<chart>" (just
+"<release>" when the release name already contains the chart name). Truncated to 63 characters (DNS label).
+*/}}
+{{- define "admission-webhook.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "<name>-<version>" for the helm.sh/chart label. */}}
+{{- define "admission-webhook.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object of this component. */}}
+{{- define "admission-webhook.labels" -}}
+helm.sh/chart: {{ include "admission-webhook.chart" . }}
+{{ include "admission-webhook.selectorLabels" . }}
+app.kubernetes.io/version: {{ (.Values.image.tag | default .Chart.AppVersion) | toString | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/component: webhook
+app.kubernetes.io/part-of: pd-orchestrator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels that select this component's Pods (immutable once a Deployment exists: keep them minimal). */}}
+{{- define "admission-webhook.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "admission-webhook.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount the Pods run as. */}}
+{{- define "admission-webhook.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "admission-webhook.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The container image reference; an empty tag means the chart's appVersion. */}}
+{{- define "admission-webhook.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- end }}

@@ -1,0 +1,61 @@
+{{/*
+Helpers of the elastic-scaler subchart. Every named template is prefixed with "elastic-scaler." because Helm shares one template
+namespace between the umbrella chart and all of its subcharts.
+*/}}
+
+{{/* The chart name, overridable with .Values.nameOverride. */}}
+{{- define "elastic-scaler.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The fully qualified name of this component's objects: .Values.fullnameOverride, else "<release>-<chart>" (just
+"<release>" when the release name already contains the chart name). Truncated to 63 characters (DNS label).
+*/}}
+{{- define "elastic-scaler.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "<name>-<version>" for the helm.sh/chart label. */}}
+{{- define "elastic-scaler.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object of this component. */}}
+{{- define "elastic-scaler.labels" -}}
+helm.sh/chart: {{ include "elastic-scaler.chart" . }}
+{{ include "elastic-scaler.selectorLabels" . }}
+app.kubernetes.io/version: {{ (.Values.image.tag | default .Chart.AppVersion) | toString | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/component: controller
+app.kubernetes.io/part-of: pd-orchestrator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels that select this component's Pods (immutable once a Deployment exists: keep them minimal). */}}
+{{- define "elastic-scaler.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "elastic-scaler.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount the Pods run as. */}}
+{{- define "elastic-scaler.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "elastic-scaler.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The container image reference; an empty tag means the chart's appVersion. */}}
+{{- define "elastic-scaler.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- end }}

@@ -1,0 +1,233 @@
+//! ElasticScaler rules: bounds, one trigger block per trigger type, one metric block per metric type,
+//! target type/value consistency, algorithm/source compatibility.
+
+use super::{FieldError, did_you_mean};
+use crate::elastic_scaler::{
+    ElasticScalerSpec, MetricSourceType, MetricSpec, MetricTarget, NamedMetricSource, TARGET_TYPES, TriggerType,
+};
+
+/// Validates an ElasticScaler spec.
+pub fn validate_elastic_scaler(spec: &ElasticScalerSpec) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if spec.max_replicas < spec.min_replicas {
+        errs.push(FieldError::new(
+            "spec.maxReplicas",
+            format!(
+                "maxReplicas ({}) is below minReplicas ({}): raise maxReplicas or lower minReplicas",
+                spec.max_replicas, spec.min_replicas
+            ),
+        ));
+    }
+    if spec.target_ref.kind.as_deref().unwrap_or_default().is_empty() {
+        errs.push(FieldError::new("spec.targetRef.kind", "kind is required: e.g. Deployment"));
+    }
+    if spec.target_ref.name.as_deref().unwrap_or_default().is_empty() {
+        errs.push(FieldError::new("spec.targetRef.name", "name is required: the object to scale"));
+    }
+    let t = &spec.trigger;
+    let blocks = [
+        (TriggerType::MetricsTrigger, "metricsTrigger", t.metrics_trigger.is_some()),
+        (TriggerType::StateTrigger, "stateTrigger", t.state_trigger.is_some()),
+        (TriggerType::SignalTrigger, "signalTrigger", t.signal_trigger.is_some()),
+    ];
+    for (ty, field, set) in blocks {
+        if ty == t.type_ && !set {
+            errs.push(FieldError::new(
+                format!("spec.trigger.{field}"),
+                format!("trigger.type is {ty:?} but {field} is not set: add the {field} block"),
+            ));
+        } else if ty != t.type_ && set {
+            errs.push(FieldError::new(
+                format!("spec.trigger.{field}"),
+                format!("{field} is set but trigger.type is {:?}: remove {field} or set type to {ty:?}", t.type_),
+            ));
+        }
+    }
+    if let (TriggerType::MetricsTrigger, Some(mt)) = (t.type_, &t.metrics_trigger) {
+        let base = "spec.trigger.metricsTrigger";
+        if mt.metrics.is_empty() {
+            errs.push(FieldError::new(format!("{base}.metrics"), "at least one metric is required"));
+        }
+        let algorithm = mt.algorithm();
+        for (i, m) in mt.metrics.iter().enumerate() {
+            let path = format!("{base}.metrics[{i}]");
+            validate_metric(&path, m, &mut errs);
+            if algorithm == "hpa" && m.type_ == MetricSourceType::ExternalServer {
+                errs.push(FieldError::new(
+                    format!("{path}.type"),
+                    "the HPA algorithm does not support ExternalServer metrics: use APA or KPA, or a Custom/External metric",
+                ));
+            }
+        }
+    }
+    errs
+}
+
+fn validate_metric(path: &str, m: &MetricSpec, errs: &mut Vec<FieldError>) {
+    let blocks = [
+        (MetricSourceType::Resource, "resource", m.resource.is_some()),
+        (MetricSourceType::External, "external", m.external.is_some()),
+        (MetricSourceType::ExternalServer, "externalServer", m.external_server.is_some()),
+        (MetricSourceType::Custom, "custom", m.custom.is_some()),
+    ];
+    for (ty, field, set) in blocks {
+        if ty == m.type_ && !set {
+            errs.push(FieldError::new(
+                format!("{path}.{field}"),
+                format!("type is {ty:?} but {field} is not set: add the {field} block"),
+            ));
+        } else if ty != m.type_ && set {
+            errs.push(FieldError::new(
+                format!("{path}.{field}"),
+                format!("{field} is set but type is {:?}: remove {field} or set type to {ty:?}", m.type_),
+            ));
+        }
+    }
+    if let Some(r) = &m.resource {
+        if !matches!(r.metrics_name.as_str(), "cpu" | "memory") {
+            errs.push(FieldError::new(
+                format!("{path}.resource.metricsName"),
+                format!("resource metric {:?} is not known: use cpu or memory", r.metrics_name),
+            ));
+        }
+        validate_target(&format!("{path}.resource.target"), &r.target, true, errs);
+    }
+    for (field, src) in [("external", &m.external), ("custom", &m.custom)] {
+        if let Some(s) = src {
+            validate_named(&format!("{path}.{field}"), field, s, errs);
+        }
+    }
+    if let Some(s) = &m.external_server {
+        if s.endpoint.trim().is_empty() {
+            errs.push(FieldError::new(format!("{path}.externalServer.endpoint"), "endpoint is required"));
+        }
+        if s.metrics_name.trim().is_empty() {
+            errs.push(FieldError::new(format!("{path}.externalServer.metricsName"), "metricsName is required"));
+        }
+    }
+}
+
+fn validate_named(path: &str, field: &str, s: &NamedMetricSource, errs: &mut Vec<FieldError>) {
+    if s.metric.is_some() {
+        errs.push(FieldError::new(
+            format!("{path}.metric"),
+            format!("metric.name is the autoscaling/v2 HPA shape and not part of this API: use {field}.metricsName (and {field}.selector) instead"),
+        ));
+    } else if s.metrics_name.as_deref().unwrap_or_default().trim().is_empty() {
+        errs.push(FieldError::new(format!("{path}.metricsName"), "metricsName is required: name the metric to read"));
+    }
+    validate_target(&format!("{path}.target"), &s.target, false, errs);
+}
+
+fn validate_target(path: &str, t: &MetricTarget, resource: bool, errs: &mut Vec<FieldError>) {
+    let field = format!("{path}.type");
+    match t.type_.as_str() {
+        "Utilization" => {
+            if !resource {
+                errs.push(FieldError::new(&field, "Utilization is only valid for Resource metrics: use Value or AverageValue"));
+            }
+            if t.average_utilization.is_none() {
+                errs.push(FieldError::new(format!("{path}.averageUtilization"), "type Utilization needs averageUtilization (a percentage)"));
+            }
+        }
+        "Value" if t.value.is_none() => {
+            errs.push(FieldError::new(format!("{path}.value"), "type Value needs value"));
+        }
+        "AverageValue" if t.average_value.is_none() => {
+            errs.push(FieldError::new(format!("{path}.averageValue"), "type AverageValue needs averageValue"));
+        }
+        "Value" | "AverageValue" => {}
+        other => {
+            let hint = did_you_mean(other, &TARGET_TYPES).map(|s| format!(": did you mean {s}?")).unwrap_or_default();
+            errs.push(FieldError::new(
+                field,
+                format!("target.type {other} is not valid{hint} (one of Utilization, Value, AverageValue)"),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ElasticScaler;
+
+    fn parse(yaml: &str) -> ElasticScalerSpec {
+        let es: ElasticScaler = serde_yaml::from_str(yaml).expect("fixture parses");
+        es.spec
+    }
+
+    const BASE: &str = r#"
+apiVersion: elasticscaler.io/v1alpha1
+kind: ElasticScaler
+metadata: {name: s}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 5
+  trigger:
+    type: MetricsTrigger
+    metricsTrigger:
+      scalingAlgorithm: HPA
+      metrics:
+      - type: Resource
+        resource: {metricsName: cpu, target: {type: Utilization, averageUtilization: 70}}
+"#;
+
+    #[test]
+    fn valid_spec_has_no_errors() {
+        assert_eq!(validate_elastic_scaler(&parse(BASE)), vec![]);
+    }
+
+    #[test]
+    fn max_below_min_names_both() {
+        let errs = validate_elastic_scaler(&parse(&BASE.replace("maxReplicas: 5", "maxReplicas: 0")));
+        assert_eq!(errs[0].field, "spec.maxReplicas");
+        assert!(errs[0].message.contains("below minReplicas (1)"), "{errs:?}");
+    }
+
+    #[test]
+    fn average_value_value_gets_did_you_mean() {
+        let y = BASE.replace(
+            "resource: {metricsName: cpu, target: {type: Utilization, averageUtilization: 70}}",
+            "resource: {metricsName: cpu, target: {type: AverageValueValue, averageValue: 1}}",
+        );
+        let errs = validate_elastic_scaler(&parse(&y));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].field, "spec.trigger.metricsTrigger.metrics[0].resource.target.type");
+        assert!(errs[0].message.contains("did you mean AverageValue?"));
+    }
+
+    #[test]
+    fn mismatched_blocks_and_external_server_with_hpa() {
+        let y = BASE.replace(
+            "- type: Resource\n        resource: {metricsName: cpu, target: {type: Utilization, averageUtilization: 70}}",
+            "- type: ExternalServer\n        resource: {metricsName: cpu, target: {type: Utilization, averageUtilization: 70}}",
+        );
+        let errs = validate_elastic_scaler(&parse(&y));
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"spec.trigger.metricsTrigger.metrics[0].resource"), "{errs:?}");
+        assert!(fields.contains(&"spec.trigger.metricsTrigger.metrics[0].externalServer"), "{errs:?}");
+        assert!(errs.iter().any(|e| e.message.contains("HPA algorithm does not support ExternalServer")));
+    }
+
+    #[test]
+    fn external_metric_name_points_at_metrics_name() {
+        let y = BASE.replace(
+            "- type: Resource\n        resource: {metricsName: cpu, target: {type: Utilization, averageUtilization: 70}}",
+            "- type: External\n        external: {metric: {name: queue}, target: {type: AverageValue, averageValue: 5}}",
+        );
+        let errs = validate_elastic_scaler(&parse(&y));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].message.contains("use external.metricsName"));
+    }
+
+    #[test]
+    fn trigger_type_without_block() {
+        let y = BASE.replace("type: MetricsTrigger", "type: StateTrigger");
+        let errs = validate_elastic_scaler(&parse(&y));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs.iter().any(|e| e.field == "spec.trigger.stateTrigger"));
+        assert!(errs.iter().any(|e| e.field == "spec.trigger.metricsTrigger"));
+    }
+}
