@@ -6,7 +6,11 @@
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "admission-webhook", version, about = "The HTTPS admission server (validating + mutating) for the pd-orchestrator CRDs.")]
+#[command(
+    name = "admission-webhook",
+    version,
+    about = "The HTTPS admission server (validating + mutating) for the pd-orchestrator CRDs."
+)]
 struct Args {
     #[command(flatten)]
     log: pdo_runtime::LogArgs,

@@ -10,11 +10,15 @@ use crate::{ElasticScaler, ResourceScalingGroup, Tidal};
 
 /// Every CRD with the file name it is written to (`<plural>.<group>.yaml`).
 pub fn all() -> Vec<(String, CustomResourceDefinition)> {
-    [ElasticScaler::crd(), ResourceScalingGroup::crd(), Tidal::crd()]
-        .into_iter()
-        .map(|crd| {
-            let name = crd.metadata.name.clone().unwrap_or_default();
-            (format!("{name}.yaml"), crd)
-        })
-        .collect()
+    [
+        ElasticScaler::crd(),
+        ResourceScalingGroup::crd(),
+        Tidal::crd(),
+    ]
+    .into_iter()
+    .map(|crd| {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        (format!("{name}.yaml"), crd)
+    })
+    .collect()
 }

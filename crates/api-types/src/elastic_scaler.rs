@@ -44,16 +44,46 @@ fn default_max_replicas() -> i32 {
     status = "ElasticScalerStatus",
     derive = "PartialEq",
     doc = "ElasticScaler scales one target (Deployment, StatefulSet, ResourceScalingGroup, or any kind with a scale subresource or a registered resource handler) from metrics, a linked object's state, or a signal.",
-    printcolumn(name = "Kind", type_ = "string", json_path = ".spec.targetRef.kind", description = "Target kind"),
-    printcolumn(name = "Target", type_ = "string", json_path = ".spec.targetRef.name", description = "Target name"),
+    printcolumn(
+        name = "Kind",
+        type_ = "string",
+        json_path = ".spec.targetRef.kind",
+        description = "Target kind"
+    ),
+    printcolumn(
+        name = "Target",
+        type_ = "string",
+        json_path = ".spec.targetRef.name",
+        description = "Target name"
+    ),
     printcolumn(name = "Trigger", type_ = "string", json_path = ".spec.trigger.type"),
-    printcolumn(name = "Algorithm", type_ = "string", json_path = ".spec.trigger.metricsTrigger.scalingAlgorithm"),
+    printcolumn(
+        name = "Algorithm",
+        type_ = "string",
+        json_path = ".spec.trigger.metricsTrigger.scalingAlgorithm"
+    ),
     printcolumn(name = "Min", type_ = "integer", json_path = ".spec.minReplicas"),
     printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxReplicas"),
-    printcolumn(name = "Desired", type_ = "integer", json_path = ".status.desiredReplicas"),
-    printcolumn(name = "Current", type_ = "integer", json_path = ".status.currentReplicas"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type=='Available')].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Desired",
+        type_ = "integer",
+        json_path = ".status.desiredReplicas"
+    ),
+    printcolumn(
+        name = "Current",
+        type_ = "integer",
+        json_path = ".status.currentReplicas"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Available')].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ElasticScalerSpec {

@@ -22,12 +22,41 @@ use serde::{Deserialize, Serialize};
     status = "TidalStatus",
     derive = "PartialEq",
     doc = "Tidal sets its target's replicas at times given by cron rules (CRON_TZ=<zone> prefix mandatory).",
-    printcolumn(name = "Target", type_ = "string", json_path = ".spec.targetRef.kind", description = "Target workload kind"),
-    printcolumn(name = "Target Name", type_ = "string", json_path = ".spec.targetRef.name", description = "Target workload name"),
-    printcolumn(name = "Desired Replicas", type_ = "integer", json_path = ".status.desiredReplicas", description = "Current desired replicas"),
-    printcolumn(name = "Active Rule", type_ = "string", json_path = ".status.activeRule", description = "Currently active rule"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].status", description = "Ready status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Target",
+        type_ = "string",
+        json_path = ".spec.targetRef.kind",
+        description = "Target workload kind"
+    ),
+    printcolumn(
+        name = "Target Name",
+        type_ = "string",
+        json_path = ".spec.targetRef.name",
+        description = "Target workload name"
+    ),
+    printcolumn(
+        name = "Desired Replicas",
+        type_ = "integer",
+        json_path = ".status.desiredReplicas",
+        description = "Current desired replicas"
+    ),
+    printcolumn(
+        name = "Active Rule",
+        type_ = "string",
+        json_path = ".status.activeRule",
+        description = "Currently active rule"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].status",
+        description = "Ready status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TidalSpec {

@@ -26,8 +26,11 @@ const ALLOWED_RESTRICTIONS: &[&str] = &[
 ];
 
 fn load_reference(file: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference").join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/reference")
+        .join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_yaml::from_str(&text).expect("reference CRD is YAML")
 }
 
@@ -68,48 +71,91 @@ fn compare(path: &str, r: &Value, o: &Value, errs: &mut Vec<String>) {
     let r_ios = r.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
     let o_ios = o.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
     if r_ios && !o_ios {
-        errs.push(format!("{path}: reference is int-or-string, ours is {:?}", o.get("type")));
+        errs.push(format!(
+            "{path}: reference is int-or-string, ours is {:?}",
+            o.get("type")
+        ));
     }
     if !r_ios && r.get("type") != o.get("type") && !o_ios {
-        errs.push(format!("{path}: type {:?} in reference, {:?} in ours", r.get("type"), o.get("type")));
+        errs.push(format!(
+            "{path}: type {:?} in reference, {:?} in ours",
+            r.get("type"),
+            o.get("type")
+        ));
     }
     if let (Some(re), Some(oe)) = (enum_values(r), enum_values(o)) {
         for v in re {
             if !oe.contains(&v) {
-                errs.push(format!("{path}: enum value {v} accepted by reference, not by ours"));
+                errs.push(format!(
+                    "{path}: enum value {v} accepted by reference, not by ours"
+                ));
             }
         }
     } else if enum_values(r).is_none() && enum_values(o).is_some() {
-        errs.push(format!("{path}: ours restricts to an enum, reference does not"));
+        errs.push(format!(
+            "{path}: ours restricts to an enum, reference does not"
+        ));
     }
     if r.get("default") != o.get("default") {
-        errs.push(format!("{path}: default {:?} in reference, {:?} in ours", r.get("default"), o.get("default")));
+        errs.push(format!(
+            "{path}: default {:?} in reference, {:?} in ours",
+            r.get("default"),
+            o.get("default")
+        ));
     }
     for (k, ours_stricter) in [
         ("minimum", num(o, "minimum") > num(r, "minimum")),
         ("minLength", num(o, "minLength") > num(r, "minLength")),
         ("minItems", num(o, "minItems") > num(r, "minItems")),
-        ("maximum", num(o, "maximum").is_some() && (num(r, "maximum").is_none() || num(o, "maximum") < num(r, "maximum"))),
-        ("maxLength", num(o, "maxLength").is_some() && (num(r, "maxLength").is_none() || num(o, "maxLength") < num(r, "maxLength"))),
-        ("maxItems", num(o, "maxItems").is_some() && (num(r, "maxItems").is_none() || num(o, "maxItems") < num(r, "maxItems"))),
+        (
+            "maximum",
+            num(o, "maximum").is_some()
+                && (num(r, "maximum").is_none() || num(o, "maximum") < num(r, "maximum")),
+        ),
+        (
+            "maxLength",
+            num(o, "maxLength").is_some()
+                && (num(r, "maxLength").is_none() || num(o, "maxLength") < num(r, "maxLength")),
+        ),
+        (
+            "maxItems",
+            num(o, "maxItems").is_some()
+                && (num(r, "maxItems").is_none() || num(o, "maxItems") < num(r, "maxItems")),
+        ),
     ] {
         if ours_stricter {
-            errs.push(format!("{path}: {k} {:?} in ours is stricter than {:?}", o.get(k), r.get(k)));
+            errs.push(format!(
+                "{path}: {k} {:?} in ours is stricter than {:?}",
+                o.get(k),
+                r.get(k)
+            ));
         }
     }
     if o.get("pattern").is_some() && o.get("pattern") != r.get("pattern") {
-        errs.push(format!("{path}: pattern {:?} in ours, {:?} in reference", o.get("pattern"), r.get("pattern")));
+        errs.push(format!(
+            "{path}: pattern {:?} in ours, {:?} in reference",
+            o.get("pattern"),
+            r.get("pattern")
+        ));
     }
-    if o.get("x-kubernetes-validations").is_some() && !ALLOWED_RESTRICTIONS.iter().any(|a| path.ends_with(a)) {
-        errs.push(format!("{path}: ours adds CEL rules not listed in ALLOWED_RESTRICTIONS"));
+    if o.get("x-kubernetes-validations").is_some()
+        && !ALLOWED_RESTRICTIONS.iter().any(|a| path.ends_with(a))
+    {
+        errs.push(format!(
+            "{path}: ours adds CEL rules not listed in ALLOWED_RESTRICTIONS"
+        ));
     }
     let req = |s: &Value| -> Vec<String> {
-        s.get("required").and_then(Value::as_array).map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+        s.get("required")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
     };
     let r_req = req(r);
     for k in req(o) {
         // An RSG without spec is meaningless; upstream's controller could not act on it either.
-        if !r_req.contains(&k) && !(path.is_empty() && k == "spec") {
+        let root_spec = path.is_empty() && k == "spec";
+        if !r_req.contains(&k) && !root_spec {
             errs.push(format!("{path}: ours requires {k:?}, reference does not"));
         }
     }
@@ -119,7 +165,11 @@ fn compare(path: &str, r: &Value, o: &Value, errs: &mut Vec<String>) {
             if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
                 continue;
             }
-            let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
             match o.get("properties").and_then(|op| op.get(k)) {
                 Some(ov) => compare(&p, rv, ov, errs),
                 None => errs.push(format!("{p}: accepted by reference, missing in ours")),
@@ -151,16 +201,36 @@ fn check(file: &str) {
         assert_eq!(rs["names"][k], os["names"][k], "{name}: names.{k}");
     }
     // The apiserver defaults listKind to <Kind>List, which is what the reference spells out.
-    let list_kind = os["names"].get("listKind").cloned().unwrap_or_else(|| format!("{}List", os["names"]["kind"].as_str().unwrap()).into());
+    let list_kind = os["names"]
+        .get("listKind")
+        .cloned()
+        .unwrap_or_else(|| format!("{}List", os["names"]["kind"].as_str().unwrap()).into());
     assert_eq!(rs["names"]["listKind"], list_kind, "{name}: names.listKind");
     let rv = &rs["versions"][0];
-    let ov = os["versions"].as_array().unwrap().iter().find(|v| v["name"] == rv["name"]).expect("same version served");
+    let ov = os["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == rv["name"])
+        .expect("same version served");
     assert_eq!(ov["served"], Value::Bool(true));
     assert_eq!(ov["storage"], Value::Bool(true));
-    assert_eq!(rv["subresources"], ov["subresources"], "{name}: subresources");
+    assert_eq!(
+        rv["subresources"], ov["subresources"],
+        "{name}: subresources"
+    );
     let mut errs = Vec::new();
-    compare("", &rv["schema"]["openAPIV3Schema"], &ov["schema"]["openAPIV3Schema"], &mut errs);
-    assert!(errs.is_empty(), "{name} is not a superset of the reference:\n  {}", errs.join("\n  "));
+    compare(
+        "",
+        &rv["schema"]["openAPIV3Schema"],
+        &ov["schema"]["openAPIV3Schema"],
+        &mut errs,
+    );
+    assert!(
+        errs.is_empty(),
+        "{name} is not a superset of the reference:\n  {}",
+        errs.join("\n  ")
+    );
 }
 
 #[test]
@@ -192,7 +262,12 @@ fn tidal_printer_columns_match_reference() {
     let r = load_reference("tidal.io_tidals.yaml");
     let o = ours("tidals.tidal.io");
     let cols = |v: &Value| -> Vec<(Value, Value)> {
-        v["spec"]["versions"][0]["additionalPrinterColumns"].as_array().unwrap().iter().map(|c| (c["name"].clone(), c["jsonPath"].clone())).collect()
+        v["spec"]["versions"][0]["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].clone(), c["jsonPath"].clone()))
+            .collect()
     };
     assert_eq!(cols(&r), cols(&o));
 }

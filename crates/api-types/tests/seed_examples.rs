@@ -27,13 +27,23 @@ fn validate_file(path: &Path) -> Vec<String> {
     let mut errs = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let v = serde_json::Value::deserialize(doc).unwrap();
-        let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+        let kind = v
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default()
+            .to_string();
         let res = match kind.as_str() {
             "ElasticScaler" => serde_json::from_value::<ElasticScaler>(v)
                 .map(|o| summarize(&validate_elastic_scaler(&o.spec))),
-            "ResourceScalingGroup" => serde_json::from_value::<ResourceScalingGroup>(v)
-                .map(|o| summarize(&validate_rsg(o.metadata.name.as_deref().unwrap_or_default(), &o.spec))),
-            "Tidal" => serde_json::from_value::<Tidal>(v).map(|o| summarize(&validate_tidal(&o.spec))),
+            "ResourceScalingGroup" => serde_json::from_value::<ResourceScalingGroup>(v).map(|o| {
+                summarize(&validate_rsg(
+                    o.metadata.name.as_deref().unwrap_or_default(),
+                    &o.spec,
+                ))
+            }),
+            "Tidal" => {
+                serde_json::from_value::<Tidal>(v).map(|o| summarize(&validate_tidal(&o.spec)))
+            }
             _ => continue,
         };
         match res {
@@ -48,7 +58,11 @@ fn validate_file(path: &Path) -> Vec<String> {
 #[test]
 fn valid_seed_examples_deserialize_and_validate() {
     let files = yaml_files(&seeds_dir());
-    assert!(files.len() >= 3, "expected seed examples in {}", seeds_dir().display());
+    assert!(
+        files.len() >= 3,
+        "expected seed examples in {}",
+        seeds_dir().display()
+    );
     for f in files {
         let errs = validate_file(&f);
         assert!(errs.is_empty(), "{}: {errs:?}", f.display());
@@ -71,6 +85,10 @@ fn invalid_seed_examples_are_caught_by_validation_or_schema() {
         if expected.contains("RFC 1123 subdomain") || expected.contains("must be of type") {
             continue;
         }
-        assert!(errs.contains(expected), "{}: expected {expected:?} in {errs:?}", f.display());
+        assert!(
+            errs.contains(expected),
+            "{}: expected {expected:?} in {errs:?}",
+            f.display()
+        );
     }
 }

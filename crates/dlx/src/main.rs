@@ -6,7 +6,11 @@
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "dlx", version, about = "The scale-to-zero proxy that holds requests while a workload is at zero.")]
+#[command(
+    name = "dlx",
+    version,
+    about = "The scale-to-zero proxy that holds requests while a workload is at zero."
+)]
 struct Args {
     #[command(flatten)]
     log: pdo_runtime::LogArgs,

@@ -6,7 +6,11 @@
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "elastic-scaler", version, about = "The ElasticScaler controller: metric sources, scaling algorithms, resource handlers.")]
+#[command(
+    name = "elastic-scaler",
+    version,
+    about = "The ElasticScaler controller: metric sources, scaling algorithms, resource handlers."
+)]
 struct Args {
     #[command(flatten)]
     log: pdo_runtime::LogArgs,

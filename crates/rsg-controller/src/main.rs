@@ -6,7 +6,11 @@
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "rsg-controller", version, about = "The ResourceScalingGroup controller: GroupReplication and InplaceScaling.")]
+#[command(
+    name = "rsg-controller",
+    version,
+    about = "The ResourceScalingGroup controller: GroupReplication and InplaceScaling."
+)]
 struct Args {
     #[command(flatten)]
     log: pdo_runtime::LogArgs,

@@ -62,13 +62,29 @@ impl AdminServer {
         ready: Readiness,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("binding the admin server to {addr} (--admin-addr): {e}"))?;
+        Self::spawn_with(addr, registry, ready, shutdown, Router::new()).await
+    }
+
+    /// Like [`spawn`](Self::spawn), with the component's own routes merged in (e.g. a discovery endpoint).
+    pub async fn spawn_with(
+        addr: SocketAddr,
+        registry: Registry,
+        ready: Readiness,
+        shutdown: CancellationToken,
+        extra: Router,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("binding the admin server to {addr} (--admin-addr): {e}")
+        })?;
         let local_addr = listener.local_addr()?;
-        let app = router(AdminState { registry: Arc::new(registry), ready });
+        let app = router(AdminState {
+            registry: Arc::new(registry),
+            ready,
+        })
+        .merge(extra);
         let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+            let serve =
+                axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "admin server failed");
             }
@@ -99,11 +115,18 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
     match encode(&mut body, &s.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             body,
         )
             .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics: {e}"),
+        )
+            .into_response(),
     }
 }
 
@@ -120,9 +143,14 @@ mod tests {
         c.inc();
         let ready = Readiness::default();
         let token = CancellationToken::new();
-        let srv = AdminServer::spawn("127.0.0.1:0".parse().unwrap(), registry, ready.clone(), token.clone())
-            .await
-            .unwrap();
+        let srv = AdminServer::spawn(
+            "127.0.0.1:0".parse().unwrap(),
+            registry,
+            ready.clone(),
+            token.clone(),
+        )
+        .await
+        .unwrap();
         let base = format!("http://{}", srv.local_addr);
         let get = |p: &str| reqwest::get(format!("{base}{p}"));
         assert_eq!(get("/healthz").await.unwrap().status(), 200);
@@ -132,6 +160,9 @@ mod tests {
         let m = get("/metrics").await.unwrap().text().await.unwrap();
         assert!(m.contains("probe_test_total 1"), "{m}");
         token.cancel();
-        tokio::time::timeout(std::time::Duration::from_secs(5), srv.task).await.unwrap().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), srv.task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

@@ -23,16 +23,22 @@ pub use shutdown::shutdown_token;
 /// once), `/metrics` with a `<component>_build_info` gauge, and a clean exit on SIGTERM.
 ///
 /// The component issues replace this with their controllers; it keeps the binaries deployable meanwhile.
-pub async fn run_admin_only(component: &'static str, log: &LogArgs, admin: &AdminArgs) -> anyhow::Result<()> {
+pub async fn run_admin_only(
+    component: &'static str,
+    log: &LogArgs,
+    admin: &AdminArgs,
+) -> anyhow::Result<()> {
     use prometheus_client::metrics::gauge::Gauge;
     init_tracing(log)?;
-    let mut registry = prometheus_client::registry::Registry::with_prefix(component.replace('-', "_"));
+    let mut registry =
+        prometheus_client::registry::Registry::with_prefix(component.replace('-', "_"));
     let info: Gauge = Gauge::default();
     info.set(1);
     registry.register("build_info", "Always 1; the process is up", info);
     let shutdown = shutdown_token()?;
     let ready = Readiness::default();
-    let server = AdminServer::spawn(admin.admin_addr, registry, ready.clone(), shutdown.clone()).await?;
+    let server =
+        AdminServer::spawn(admin.admin_addr, registry, ready.clone(), shutdown.clone()).await?;
     ready.set(true);
     tracing::info!(component, version = env!("CARGO_PKG_VERSION"), "started");
     shutdown.cancelled().await;

@@ -3,7 +3,8 @@
 
 use super::{FieldError, did_you_mean};
 use crate::elastic_scaler::{
-    ElasticScalerSpec, MetricSourceType, MetricSpec, MetricTarget, NamedMetricSource, TARGET_TYPES, TriggerType,
+    ElasticScalerSpec, MetricSourceType, MetricSpec, MetricTarget, NamedMetricSource, TARGET_TYPES,
+    TriggerType,
 };
 
 /// Validates an ElasticScaler spec.
@@ -18,17 +19,47 @@ pub fn validate_elastic_scaler(spec: &ElasticScalerSpec) -> Vec<FieldError> {
             ),
         ));
     }
-    if spec.target_ref.kind.as_deref().unwrap_or_default().is_empty() {
-        errs.push(FieldError::new("spec.targetRef.kind", "kind is required: e.g. Deployment"));
+    if spec
+        .target_ref
+        .kind
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        errs.push(FieldError::new(
+            "spec.targetRef.kind",
+            "kind is required: e.g. Deployment",
+        ));
     }
-    if spec.target_ref.name.as_deref().unwrap_or_default().is_empty() {
-        errs.push(FieldError::new("spec.targetRef.name", "name is required: the object to scale"));
+    if spec
+        .target_ref
+        .name
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        errs.push(FieldError::new(
+            "spec.targetRef.name",
+            "name is required: the object to scale",
+        ));
     }
     let t = &spec.trigger;
     let blocks = [
-        (TriggerType::MetricsTrigger, "metricsTrigger", t.metrics_trigger.is_some()),
-        (TriggerType::StateTrigger, "stateTrigger", t.state_trigger.is_some()),
-        (TriggerType::SignalTrigger, "signalTrigger", t.signal_trigger.is_some()),
+        (
+            TriggerType::MetricsTrigger,
+            "metricsTrigger",
+            t.metrics_trigger.is_some(),
+        ),
+        (
+            TriggerType::StateTrigger,
+            "stateTrigger",
+            t.state_trigger.is_some(),
+        ),
+        (
+            TriggerType::SignalTrigger,
+            "signalTrigger",
+            t.signal_trigger.is_some(),
+        ),
     ];
     for (ty, field, set) in blocks {
         if ty == t.type_ && !set {
@@ -39,14 +70,20 @@ pub fn validate_elastic_scaler(spec: &ElasticScalerSpec) -> Vec<FieldError> {
         } else if ty != t.type_ && set {
             errs.push(FieldError::new(
                 format!("spec.trigger.{field}"),
-                format!("{field} is set but trigger.type is {:?}: remove {field} or set type to {ty:?}", t.type_),
+                format!(
+                    "{field} is set but trigger.type is {:?}: remove {field} or set type to {ty:?}",
+                    t.type_
+                ),
             ));
         }
     }
     if let (TriggerType::MetricsTrigger, Some(mt)) = (t.type_, &t.metrics_trigger) {
         let base = "spec.trigger.metricsTrigger";
         if mt.metrics.is_empty() {
-            errs.push(FieldError::new(format!("{base}.metrics"), "at least one metric is required"));
+            errs.push(FieldError::new(
+                format!("{base}.metrics"),
+                "at least one metric is required",
+            ));
         }
         let algorithm = mt.algorithm();
         for (i, m) in mt.metrics.iter().enumerate() {
@@ -67,7 +104,11 @@ fn validate_metric(path: &str, m: &MetricSpec, errs: &mut Vec<FieldError>) {
     let blocks = [
         (MetricSourceType::Resource, "resource", m.resource.is_some()),
         (MetricSourceType::External, "external", m.external.is_some()),
-        (MetricSourceType::ExternalServer, "externalServer", m.external_server.is_some()),
+        (
+            MetricSourceType::ExternalServer,
+            "externalServer",
+            m.external_server.is_some(),
+        ),
         (MetricSourceType::Custom, "custom", m.custom.is_some()),
     ];
     for (ty, field, set) in blocks {
@@ -79,7 +120,10 @@ fn validate_metric(path: &str, m: &MetricSpec, errs: &mut Vec<FieldError>) {
         } else if ty != m.type_ && set {
             errs.push(FieldError::new(
                 format!("{path}.{field}"),
-                format!("{field} is set but type is {:?}: remove {field} or set type to {ty:?}", m.type_),
+                format!(
+                    "{field} is set but type is {:?}: remove {field} or set type to {ty:?}",
+                    m.type_
+                ),
             ));
         }
     }
@@ -87,7 +131,10 @@ fn validate_metric(path: &str, m: &MetricSpec, errs: &mut Vec<FieldError>) {
         if !matches!(r.metrics_name.as_str(), "cpu" | "memory") {
             errs.push(FieldError::new(
                 format!("{path}.resource.metricsName"),
-                format!("resource metric {:?} is not known: use cpu or memory", r.metrics_name),
+                format!(
+                    "resource metric {:?} is not known: use cpu or memory",
+                    r.metrics_name
+                ),
             ));
         }
         validate_target(&format!("{path}.resource.target"), &r.target, true, errs);
@@ -99,10 +146,16 @@ fn validate_metric(path: &str, m: &MetricSpec, errs: &mut Vec<FieldError>) {
     }
     if let Some(s) = &m.external_server {
         if s.endpoint.trim().is_empty() {
-            errs.push(FieldError::new(format!("{path}.externalServer.endpoint"), "endpoint is required"));
+            errs.push(FieldError::new(
+                format!("{path}.externalServer.endpoint"),
+                "endpoint is required",
+            ));
         }
         if s.metrics_name.trim().is_empty() {
-            errs.push(FieldError::new(format!("{path}.externalServer.metricsName"), "metricsName is required"));
+            errs.push(FieldError::new(
+                format!("{path}.externalServer.metricsName"),
+                "metricsName is required",
+            ));
         }
     }
 }
@@ -113,8 +166,17 @@ fn validate_named(path: &str, field: &str, s: &NamedMetricSource, errs: &mut Vec
             format!("{path}.metric"),
             format!("metric.name is the autoscaling/v2 HPA shape and not part of this API: use {field}.metricsName (and {field}.selector) instead"),
         ));
-    } else if s.metrics_name.as_deref().unwrap_or_default().trim().is_empty() {
-        errs.push(FieldError::new(format!("{path}.metricsName"), "metricsName is required: name the metric to read"));
+    } else if s
+        .metrics_name
+        .as_deref()
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        errs.push(FieldError::new(
+            format!("{path}.metricsName"),
+            "metricsName is required: name the metric to read",
+        ));
     }
     validate_target(&format!("{path}.target"), &s.target, false, errs);
 }
@@ -124,21 +186,35 @@ fn validate_target(path: &str, t: &MetricTarget, resource: bool, errs: &mut Vec<
     match t.type_.as_str() {
         "Utilization" => {
             if !resource {
-                errs.push(FieldError::new(&field, "Utilization is only valid for Resource metrics: use Value or AverageValue"));
+                errs.push(FieldError::new(
+                    &field,
+                    "Utilization is only valid for Resource metrics: use Value or AverageValue",
+                ));
             }
             if t.average_utilization.is_none() {
-                errs.push(FieldError::new(format!("{path}.averageUtilization"), "type Utilization needs averageUtilization (a percentage)"));
+                errs.push(FieldError::new(
+                    format!("{path}.averageUtilization"),
+                    "type Utilization needs averageUtilization (a percentage)",
+                ));
             }
         }
         "Value" if t.value.is_none() => {
-            errs.push(FieldError::new(format!("{path}.value"), "type Value needs value"));
+            errs.push(FieldError::new(
+                format!("{path}.value"),
+                "type Value needs value",
+            ));
         }
         "AverageValue" if t.average_value.is_none() => {
-            errs.push(FieldError::new(format!("{path}.averageValue"), "type AverageValue needs averageValue"));
+            errs.push(FieldError::new(
+                format!("{path}.averageValue"),
+                "type AverageValue needs averageValue",
+            ));
         }
         "Value" | "AverageValue" => {}
         other => {
-            let hint = did_you_mean(other, &TARGET_TYPES).map(|s| format!(": did you mean {s}?")).unwrap_or_default();
+            let hint = did_you_mean(other, &TARGET_TYPES)
+                .map(|s| format!(": did you mean {s}?"))
+                .unwrap_or_default();
             errs.push(FieldError::new(
                 field,
                 format!("target.type {other} is not valid{hint} (one of Utilization, Value, AverageValue)"),
@@ -181,9 +257,13 @@ spec:
 
     #[test]
     fn max_below_min_names_both() {
-        let errs = validate_elastic_scaler(&parse(&BASE.replace("maxReplicas: 5", "maxReplicas: 0")));
+        let errs =
+            validate_elastic_scaler(&parse(&BASE.replace("maxReplicas: 5", "maxReplicas: 0")));
         assert_eq!(errs[0].field, "spec.maxReplicas");
-        assert!(errs[0].message.contains("below minReplicas (1)"), "{errs:?}");
+        assert!(
+            errs[0].message.contains("below minReplicas (1)"),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -194,7 +274,10 @@ spec:
         );
         let errs = validate_elastic_scaler(&parse(&y));
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert_eq!(errs[0].field, "spec.trigger.metricsTrigger.metrics[0].resource.target.type");
+        assert_eq!(
+            errs[0].field,
+            "spec.trigger.metricsTrigger.metrics[0].resource.target.type"
+        );
         assert!(errs[0].message.contains("did you mean AverageValue?"));
     }
 
@@ -206,9 +289,18 @@ spec:
         );
         let errs = validate_elastic_scaler(&parse(&y));
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
-        assert!(fields.contains(&"spec.trigger.metricsTrigger.metrics[0].resource"), "{errs:?}");
-        assert!(fields.contains(&"spec.trigger.metricsTrigger.metrics[0].externalServer"), "{errs:?}");
-        assert!(errs.iter().any(|e| e.message.contains("HPA algorithm does not support ExternalServer")));
+        assert!(
+            fields.contains(&"spec.trigger.metricsTrigger.metrics[0].resource"),
+            "{errs:?}"
+        );
+        assert!(
+            fields.contains(&"spec.trigger.metricsTrigger.metrics[0].externalServer"),
+            "{errs:?}"
+        );
+        assert!(errs.iter().any(|e| {
+            e.message
+                .contains("HPA algorithm does not support ExternalServer")
+        }));
     }
 
     #[test]
@@ -228,6 +320,9 @@ spec:
         let errs = validate_elastic_scaler(&parse(&y));
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs.iter().any(|e| e.field == "spec.trigger.stateTrigger"));
-        assert!(errs.iter().any(|e| e.field == "spec.trigger.metricsTrigger"));
+        assert!(
+            errs.iter()
+                .any(|e| e.field == "spec.trigger.metricsTrigger")
+        );
     }
 }

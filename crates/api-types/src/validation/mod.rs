@@ -29,7 +29,10 @@ pub struct FieldError {
 impl FieldError {
     /// A problem at `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -41,7 +44,11 @@ impl fmt::Display for FieldError {
 
 /// Joins errors into one message, as shown in an admission denial or a condition.
 pub fn summarize(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Suggests the candidate closest to `input` (case-insensitive prefix or edit distance ≤ 2), for
@@ -53,7 +60,9 @@ pub fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> 
     }
     if let Some(c) = candidates
         .iter()
-        .filter(|c| lower.starts_with(&c.to_ascii_lowercase()) || c.to_ascii_lowercase().starts_with(&lower))
+        .filter(|c| {
+            lower.starts_with(&c.to_ascii_lowercase()) || c.to_ascii_lowercase().starts_with(&lower)
+        })
         .max_by_key(|c| c.len())
     {
         return Some(c);
@@ -72,7 +81,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -88,7 +99,10 @@ mod tests {
         let c = ["Utilization", "Value", "AverageValue"];
         assert_eq!(did_you_mean("AverageValueValue", &c), Some("AverageValue"));
         assert_eq!(did_you_mean("averagevalue", &c), Some("AverageValue"));
-        assert_eq!(did_you_mean("guage", &["Counter", "Gauge", "Histogram"]), Some("Gauge"));
+        assert_eq!(
+            did_you_mean("guage", &["Counter", "Gauge", "Histogram"]),
+            Some("Gauge")
+        );
         assert_eq!(did_you_mean("zzz", &c), None);
     }
 }

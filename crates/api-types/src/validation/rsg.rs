@@ -4,17 +4,27 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::{FieldError, did_you_mean, is_dns1035_label, is_dns1123_subdomain, parse_duration};
-use crate::rsg::{MetricType, ResourceScalingGroupSpec, StrategyType, clone_name, service_clone_name};
+use crate::rsg::{
+    MetricType, ResourceScalingGroupSpec, StrategyType, clone_name, service_clone_name,
+};
 
 /// Workload kinds an RSG can manage directly.
-pub const SUPPORTED_KINDS: [&str; 4] = ["Deployment", "StatefulSet", "LeaderWorkerSet", "RoleBasedGroup"];
+pub const SUPPORTED_KINDS: [&str; 4] = [
+    "Deployment",
+    "StatefulSet",
+    "LeaderWorkerSet",
+    "RoleBasedGroup",
+];
 
 /// Validates an RSG spec. `rsg_name` is the object's name (the default groupName).
 pub fn validate_rsg(rsg_name: &str, spec: &ResourceScalingGroupSpec) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let targets = &spec.target_resources;
     if targets.is_empty() {
-        errs.push(FieldError::new("spec.targetResources", "at least one target resource is required"));
+        errs.push(FieldError::new(
+            "spec.targetResources",
+            "at least one target resource is required",
+        ));
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut refs: HashMap<(String, String, String, String), usize> = HashMap::new();
@@ -27,7 +37,12 @@ pub fn validate_rsg(rsg_name: &str, spec: &ResourceScalingGroupSpec) -> Vec<Fiel
             ));
         }
         let r = &t.resource_ref;
-        let key = (r.api_version.clone(), r.kind.clone(), r.namespace.clone().unwrap_or_default(), r.name.clone());
+        let key = (
+            r.api_version.clone(),
+            r.kind.clone(),
+            r.namespace.clone().unwrap_or_default(),
+            r.name.clone(),
+        );
         if let Some(first) = refs.insert(key, i) {
             errs.push(FieldError::new(
                 format!("{path}.resourceRef"),
@@ -35,13 +50,24 @@ pub fn validate_rsg(rsg_name: &str, spec: &ResourceScalingGroupSpec) -> Vec<Fiel
             ));
         }
         if !SUPPORTED_KINDS.contains(&r.kind.as_str()) {
-            let hint = did_you_mean(&r.kind, &SUPPORTED_KINDS).map(|s| format!(" (did you mean {s}?)")).unwrap_or_default();
+            let hint = did_you_mean(&r.kind, &SUPPORTED_KINDS)
+                .map(|s| format!(" (did you mean {s}?)"))
+                .unwrap_or_default();
             errs.push(FieldError::new(
                 format!("{path}.resourceRef.kind"),
-                format!("kind {:?} is not supported{hint}: use one of {}", r.kind, SUPPORTED_KINDS.join(", ")),
+                format!(
+                    "kind {:?} is not supported{hint}: use one of {}",
+                    r.kind,
+                    SUPPORTED_KINDS.join(", ")
+                ),
             ));
         }
-        if r.kind == "RoleBasedGroup" && r.subresource.as_ref().and_then(|s| s.role_name.as_deref()).is_none() {
+        if r.kind == "RoleBasedGroup"
+            && r.subresource
+                .as_ref()
+                .and_then(|s| s.role_name.as_deref())
+                .is_none()
+        {
             errs.push(FieldError::new(
                 format!("{path}.resourceRef.subresource.roleName"),
                 "a RoleBasedGroup target needs subresource.type RoleBasedGroup and subresource.roleName naming the role to scale",
@@ -69,13 +95,20 @@ pub fn validate_rsg(rsg_name: &str, spec: &ResourceScalingGroupSpec) -> Vec<Fiel
                     if let Some(m) = g.scale_down.as_ref().and_then(|d| d.metric.as_ref()) {
                         let path = "spec.scalingStrategy.groupConfig.scaleDown.metric";
                         if m.expr.as_deref().unwrap_or_default().trim().is_empty() {
-                            errs.push(FieldError::new(format!("{path}.expr"), "expr is required: a metric name or PromQL expression"));
+                            errs.push(FieldError::new(
+                                format!("{path}.expr"),
+                                "expr is required: a metric name or PromQL expression",
+                            ));
                         }
-                        let needs_window = matches!(m.type_, Some(MetricType::Counter | MetricType::Histogram));
+                        let needs_window =
+                            matches!(m.type_, Some(MetricType::Counter | MetricType::Histogram));
                         match m.window.as_deref() {
                             None if needs_window => errs.push(FieldError::new(
                                 format!("{path}.window"),
-                                format!("window is required for type {:?}: e.g. 2m", m.type_.unwrap_or(MetricType::Counter)),
+                                format!(
+                                    "window is required for type {:?}: e.g. 2m",
+                                    m.type_.unwrap_or(MetricType::Counter)
+                                ),
                             )),
                             Some(w) if parse_duration(w).is_none() => errs.push(FieldError::new(
                                 format!("{path}.window"),
@@ -103,13 +136,21 @@ pub fn validate_rsg(rsg_name: &str, spec: &ResourceScalingGroupSpec) -> Vec<Fiel
                     let known = |n: &str| names.contains_key(n);
                     let base = "spec.scalingStrategy.leaderFollowerConfig";
                     if !known(&lf.leader.resource_name) {
-                        errs.push(unknown_ref(&format!("{base}.leader.resourceName"), &lf.leader.resource_name, &names));
+                        errs.push(unknown_ref(
+                            &format!("{base}.leader.resourceName"),
+                            &lf.leader.resource_name,
+                            &names,
+                        ));
                     }
                     let mut seen = BTreeSet::new();
                     for (i, f) in lf.follower.iter().flatten().enumerate() {
                         let path = format!("{base}.follower[{i}]");
                         if !known(&f.resource_name) {
-                            errs.push(unknown_ref(&format!("{path}.resourceName"), &f.resource_name, &names));
+                            errs.push(unknown_ref(
+                                &format!("{path}.resourceName"),
+                                &f.resource_name,
+                                &names,
+                            ));
                         }
                         if f.resource_name == lf.leader.resource_name {
                             errs.push(FieldError::new(
@@ -120,15 +161,24 @@ pub fn validate_rsg(rsg_name: &str, spec: &ResourceScalingGroupSpec) -> Vec<Fiel
                         if !seen.insert(f.resource_name.as_str()) {
                             errs.push(FieldError::new(
                                 format!("{path}.resourceName"),
-                                format!("{:?} is listed as a follower twice: keep one entry", f.resource_name),
+                                format!(
+                                    "{:?} is listed as a follower twice: keep one entry",
+                                    f.resource_name
+                                ),
                             ));
                         }
                         if f.follow_ratio < 1 {
-                            errs.push(FieldError::new(format!("{path}.followRatio"), "followRatio must be at least 1"));
+                            errs.push(FieldError::new(
+                                format!("{path}.followRatio"),
+                                "followRatio must be at least 1",
+                            ));
                         }
                     }
                     if lf.follower.as_ref().is_none_or(Vec::is_empty) {
-                        errs.push(FieldError::new(format!("{base}.follower"), "at least one follower is required"));
+                        errs.push(FieldError::new(
+                            format!("{base}.follower"),
+                            "at least one follower is required",
+                        ));
                     }
                 }
             }
@@ -140,11 +190,26 @@ pub fn validate_rsg(rsg_name: &str, spec: &ResourceScalingGroupSpec) -> Vec<Fiel
 fn unknown_ref(field: &str, name: &str, names: &HashMap<&str, usize>) -> FieldError {
     let mut known: Vec<&str> = names.keys().copied().collect();
     known.sort_unstable();
-    FieldError::new(field, format!("{name:?} is not a targetResources[].name: use one of {}", known.join(", ")))
+    FieldError::new(
+        field,
+        format!(
+            "{name:?} is not a targetResources[].name: use one of {}",
+            known.join(", ")
+        ),
+    )
 }
 
-fn validate_clone_names(group: &str, explicit: bool, spec: &ResourceScalingGroupSpec, errs: &mut Vec<FieldError>) {
-    let field = if explicit { "spec.scalingStrategy.groupConfig.groupName" } else { "metadata.name" };
+fn validate_clone_names(
+    group: &str,
+    explicit: bool,
+    spec: &ResourceScalingGroupSpec,
+    errs: &mut Vec<FieldError>,
+) {
+    let field = if explicit {
+        "spec.scalingStrategy.groupConfig.groupName"
+    } else {
+        "metadata.name"
+    };
     if !super::is_dns1123_label(group) {
         errs.push(FieldError::new(
             field,
@@ -248,31 +313,63 @@ spec:
     fn duplicate_targets_and_unsupported_kind() {
         let y = GROUP.replace("name: decode\n    resourceRef: {apiVersion: apps/v1, kind: Deployment, name: decode}", "name: prefill\n    resourceRef: {apiVersion: apps/v1, kind: Deploymnet, name: prefill}");
         let errs = check(&y);
-        assert!(errs.iter().any(|e| e.field == "spec.targetResources[1].name"), "{errs:?}");
-        assert!(errs.iter().any(|e| e.message.contains("did you mean Deployment?")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.field == "spec.targetResources[1].name"),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.message.contains("did you mean Deployment?")),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn counter_needs_a_valid_window() {
         let errs = check(&GROUP.replace("type: Gauge}", "type: Counter}"));
-        assert!(errs.iter().any(|e| e.field.ends_with("metric.window") && e.message.contains("required")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.field.ends_with("metric.window") && e.message.contains("required")),
+            "{errs:?}"
+        );
         let errs = check(&GROUP.replace("type: Gauge}", "type: Counter, window: 2 minutes}"));
-        assert!(errs.iter().any(|e| e.message.contains("not a duration")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.message.contains("not a duration")),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn leader_follower_errors() {
         let y = INPLACE.replace("- {resourceName: decode, followRatio: 2}", "- {resourceName: prefill, followRatio: 2}\n      - {resourceName: nope, followRatio: 1}");
         let errs = check(&y);
-        assert!(errs.iter().any(|e| e.message.contains("is the leader and cannot also follow")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.message.contains("\"nope\" is not a targetResources[].name: use one of decode, prefill")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.message.contains("is the leader and cannot also follow")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e
+                .message
+                .contains("\"nope\" is not a targetResources[].name: use one of decode, prefill")),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn strategy_blocks_must_match_type() {
         let y = INPLACE.replace("type: InplaceScaling", "type: GroupReplication");
         let errs = check(&y);
-        assert!(errs.iter().any(|e| e.field == "spec.scalingStrategy.leaderFollowerConfig"), "{errs:?}");
-        assert!(errs.iter().any(|e| e.field == "spec.scalingStrategy.groupConfig"), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.field == "spec.scalingStrategy.leaderFollowerConfig"),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.field == "spec.scalingStrategy.groupConfig"),
+            "{errs:?}"
+        );
     }
 }

@@ -24,7 +24,10 @@ pub fn validate_tidal(spec: &TidalSpec) -> Vec<FieldError> {
         if let Some(first) = names.insert(r.name.as_str(), i) {
             errs.push(FieldError::new(
                 format!("{path}.name"),
-                format!("rule name {:?} is already used by rules[{first}]: rule names must be unique", r.name),
+                format!(
+                    "rule name {:?} is already used by rules[{first}]: rule names must be unique",
+                    r.name
+                ),
             ));
         }
         if let Some(e) = check_cron(&r.cron) {
@@ -36,7 +39,9 @@ pub fn validate_tidal(spec: &TidalSpec) -> Vec<FieldError> {
 
 fn check_cron(cron: &str) -> Option<String> {
     let Some(rest) = cron.strip_prefix("CRON_TZ=") else {
-        return Some(format!("cron {cron:?} must start with CRON_TZ=<zone>, e.g. \"CRON_TZ=Asia/Shanghai 0 9 * * 1-5\""));
+        return Some(format!(
+            "cron {cron:?} must start with CRON_TZ=<zone>, e.g. \"CRON_TZ=Asia/Shanghai 0 9 * * 1-5\""
+        ));
     };
     let mut parts = rest.split_whitespace();
     let zone = parts.next().unwrap_or_default();

@@ -1,0 +1,73 @@
+//! The real `kubectl`, for what users do with it (apply, scale, explain) and to see its exact messages.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// Runs `kubectl --kubeconfig <cluster>`.
+#[derive(Clone, Debug)]
+pub struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+/// What a kubectl run printed and how it ended.
+#[derive(Debug)]
+pub struct KubectlOutput {
+    /// Exit success.
+    pub success: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl KubectlOutput {
+    /// Panics with both streams unless the command succeeded; returns stdout.
+    pub fn ok(self) -> String {
+        assert!(
+            self.success,
+            "kubectl failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self.stdout
+    }
+}
+
+impl Kubectl {
+    /// A kubectl for the given kubeconfig.
+    pub fn new(bin: PathBuf, kubeconfig: PathBuf) -> Self {
+        Self { bin, kubeconfig }
+    }
+
+    /// Runs kubectl with `args`, optionally feeding `stdin`.
+    pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.bin.display()));
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input.as_bytes())
+                .await
+                .expect("writing kubectl stdin");
+        }
+        let out = child.wait_with_output().await.expect("waiting for kubectl");
+        KubectlOutput {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The kubeconfig path.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+}
