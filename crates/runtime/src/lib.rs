@@ -14,6 +14,7 @@
 mod admin;
 mod logging;
 mod shutdown;
+pub mod testing;
 
 pub use admin::{AdminArgs, AdminServer, Readiness};
 pub use logging::{LogArgs, LogFormat, init_tracing};
