@@ -20,17 +20,28 @@ pub use admin::{AdminArgs, AdminServer, Readiness};
 pub use logging::{LogArgs, LogFormat, init_tracing};
 pub use shutdown::shutdown_token;
 
-/// Runs a component that so far only serves its admin endpoints: logs, `/healthz`, `/readyz` (ready at
-/// once), `/metrics` with a `<component>_build_info` gauge, and a clean exit on SIGTERM.
-///
-/// The component issues replace this with their controllers; it keeps the binaries deployable meanwhile.
-pub async fn run_admin_only(
-    component: &'static str,
-    log: &LogArgs,
-    admin: &AdminArgs,
-) -> anyhow::Result<()> {
+/// The flags of a component that so far only serves its admin endpoints.
+#[derive(clap::Parser, Debug)]
+pub struct SkeletonArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    admin: AdminArgs,
+}
+
+/// `main` of a component that so far only serves its admin endpoints: flags (with env fallbacks), logs,
+/// `/healthz`, `/readyz` (ready at once), `/metrics` with a `<component>_build_info` gauge, and a clean exit
+/// on SIGTERM. The component issues replace this with their controllers; it keeps the binaries deployable
+/// and their charts testable meanwhile.
+pub async fn run_skeleton(component: &'static str, about: &'static str) -> anyhow::Result<()> {
+    use clap::{CommandFactory, FromArgMatches};
     use prometheus_client::metrics::gauge::Gauge;
-    init_tracing(log)?;
+    let matches = SkeletonArgs::command()
+        .name(component)
+        .about(about)
+        .get_matches();
+    let args = SkeletonArgs::from_arg_matches(&matches)?;
+    init_tracing(&args.log)?;
     let mut registry =
         prometheus_client::registry::Registry::with_prefix(component.replace('-', "_"));
     let info: Gauge = Gauge::default();
@@ -38,8 +49,13 @@ pub async fn run_admin_only(
     registry.register("build_info", "Always 1; the process is up", info);
     let shutdown = shutdown_token()?;
     let ready = Readiness::default();
-    let server =
-        AdminServer::spawn(admin.admin_addr, registry, ready.clone(), shutdown.clone()).await?;
+    let server = AdminServer::spawn(
+        args.admin.admin_addr,
+        registry,
+        ready.clone(),
+        shutdown.clone(),
+    )
+    .await?;
     ready.set(true);
     tracing::info!(component, version = env!("CARGO_PKG_VERSION"), "started");
     shutdown.cancelled().await;

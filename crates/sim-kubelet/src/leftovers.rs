@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::process::Command;
 
 use crate::ipam::IpAllocator;
 use crate::netns::{NetError, PodNetwork};
@@ -49,22 +48,7 @@ pub fn stale_addresses(present: &[Ipv4Addr], ipam: &IpAllocator) -> Vec<Ipv4Addr
 }
 
 async fn ip_output(args: &[&str]) -> Result<String, NetError> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .await
-        .map_err(|source| NetError::Spawn {
-            args: args.join(" "),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(NetError::Failed {
-            args: args.join(" "),
-            status: out.status,
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    crate::netns::ip(args, false).await
 }
 
 /// Stops fake servers left running in the namespace by an earlier run. Returns how many it found.

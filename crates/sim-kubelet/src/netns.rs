@@ -118,6 +118,13 @@ pub fn is_missing_address(stderr: &str) -> bool {
 }
 
 async fn run_ip(args: &[String], missing_ok: bool) -> Result<(), NetError> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ip(&args, missing_ok).await.map(drop)
+}
+
+/// Runs `ip ARGS` and returns its stdout. With `missing_ok`, failing only because an address is not
+/// there counts as success (removal is idempotent).
+pub(crate) async fn ip(args: &[&str], missing_ok: bool) -> Result<String, NetError> {
     let out = Command::new("ip")
         .args(args)
         .kill_on_drop(true)
@@ -129,7 +136,7 @@ async fn run_ip(args: &[String], missing_ok: bool) -> Result<(), NetError> {
         })?;
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     if out.status.success() || (missing_ok && is_missing_address(&stderr)) {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     Err(NetError::Failed {
         args: args.join(" "),

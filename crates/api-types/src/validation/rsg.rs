@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{FieldError, did_you_mean, is_dns1035_label, is_dns1123_subdomain, parse_duration};
+use super::{FieldError, did_you_mean, is_dns1123_subdomain, parse_duration};
 use crate::rsg::{
     MetricType, ResourceScalingGroupSpec, StrategyType, clone_name, service_clone_name,
 };
@@ -232,7 +232,7 @@ fn validate_clone_names(
         // Services selecting the base are cloned as <svc>-<groupName>-<id>; Service names are RFC 1035
         // labels (≤ 63), so a long groupName breaks them for any Service longer than what is left.
         let room = 63usize.saturating_sub(service_clone_name("", group, 99).len());
-        if room < 8 && is_dns1035_label("x") {
+        if room < 8 {
             errs.push(FieldError::new(
                 field,
                 format!("groupName {group:?} leaves only {room} characters for Service names in clones <svc>-<groupName>-<groupID> (max 63): shorten groupName"),
