@@ -66,6 +66,22 @@ impl Kubectl {
         }
     }
 
+    /// Runs kubectl synchronously (for `Drop`); an error carries stderr.
+    pub fn run_blocking(&self, args: &[&str]) -> Result<String, String> {
+        let out = std::process::Command::new(&self.bin)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("starting {}: {e}", self.bin.display()))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
     /// The kubeconfig path.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
