@@ -240,7 +240,6 @@ impl Cluster {
                 format!("--advertise-address={}", net::HOST_IP),
                 "--endpoint-reconciler-type=none".into(),
                 format!("--service-cluster-ip-range={}", net::SERVICE_CIDR),
-                format!("--cert-dir={}", d("apiserver-certs")),
                 format!("--tls-cert-file={}", d("apiserver.crt")),
                 format!("--tls-private-key-file={}", d("apiserver.key")),
                 format!("--client-ca-file={}", d("ca.crt")),

@@ -14,6 +14,15 @@ pub struct Pki {
     pub dir: PathBuf,
 }
 
+/// `openssl req` arguments for a new unencrypted P-256 key.
+const NEW_P256_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
 fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
     run(Command::new("openssl")
         .current_dir(dir)
@@ -22,25 +31,29 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
         .stderr(std::process::Stdio::null()))
 }
 
+/// `openssl req` with a new P-256 key written to `<name>.key`, plus `args`.
+fn req_with_new_key(dir: &Path, name: &str, args: &[&str]) -> Result<()> {
+    let keyout = format!("{name}.key");
+    let mut all = vec!["req"];
+    all.extend(NEW_P256_KEY);
+    all.extend(["-keyout", keyout.as_str()]);
+    all.extend(args);
+    openssl(dir, &all)
+}
+
 fn ca(dir: &Path, name: &str, cn: &str) -> Result<()> {
-    openssl(
+    let (out, subj) = (format!("{name}.crt"), format!("/CN={cn}"));
+    req_with_new_key(
         dir,
+        name,
         &[
-            "req",
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
             "-out",
-            &format!("{name}.crt"),
+            &out,
             "-days",
             "3650",
             "-subj",
-            &format!("/CN={cn}"),
+            &subj,
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
@@ -50,23 +63,7 @@ fn ca(dir: &Path, name: &str, cn: &str) -> Result<()> {
 }
 
 fn leaf(dir: &Path, name: &str, ca: &str, subj: &str, ext: &str) -> Result<()> {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            subj,
-        ],
-    )?;
+    req_with_new_key(dir, name, &["-out", &format!("{name}.csr"), "-subj", subj])?;
     let extfile = format!("{name}.ext");
     fs::write(dir.join(&extfile), ext)?;
     openssl(

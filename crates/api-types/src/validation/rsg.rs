@@ -220,7 +220,16 @@ fn validate_clone_names(
         ));
         return;
     }
-    // Group ids are small; 99 bounds the suffix length for the name-length check.
+    // Services selecting the base are cloned as <svc>-<groupName>-<id>; Service names are RFC 1035
+    // labels (≤ 63), so a long groupName breaks them for any Service longer than what is left.
+    // Group ids are small; 99 bounds the suffix length for the name-length checks.
+    let room = 63usize.saturating_sub(service_clone_name("", group, 99).len());
+    if room < 8 {
+        errs.push(FieldError::new(
+            field,
+            format!("groupName {group:?} leaves only {room} characters for Service names in clones <svc>-<groupName>-<groupID> (max 63): shorten groupName"),
+        ));
+    }
     for t in &spec.target_resources {
         let workload = clone_name(group, &t.resource_ref.name, 99);
         if !is_dns1123_subdomain(&workload) {
@@ -228,16 +237,6 @@ fn validate_clone_names(
                 field,
                 format!("clone name {workload:?} (for target {:?}) would not be a valid object name: shorten groupName or the workload name", t.name),
             ));
-        }
-        // Services selecting the base are cloned as <svc>-<groupName>-<id>; Service names are RFC 1035
-        // labels (≤ 63), so a long groupName breaks them for any Service longer than what is left.
-        let room = 63usize.saturating_sub(service_clone_name("", group, 99).len());
-        if room < 8 {
-            errs.push(FieldError::new(
-                field,
-                format!("groupName {group:?} leaves only {room} characters for Service names in clones <svc>-<groupName>-<groupID> (max 63): shorten groupName"),
-            ));
-            break;
         }
     }
 }
@@ -307,6 +306,30 @@ spec:
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].field, "spec.scalingStrategy.groupConfig.groupName");
         assert!(errs[0].message.contains("\"prefill-decode\""));
+    }
+
+    #[test]
+    fn long_group_name_is_reported_once_and_every_clone_name_is_still_checked() {
+        let long = "g".repeat(60);
+        let y = GROUP
+            .replace("groupName: pd", &format!("groupName: {long}"))
+            .replace(
+                "kind: Deployment, name: decode}",
+                &format!("kind: Deployment, name: {}}}", "d".repeat(200)),
+            );
+        let errs = check(&y);
+        assert_eq!(
+            errs.iter()
+                .filter(|e| e.message.contains("characters for Service names"))
+                .count(),
+            1,
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.message.contains("for target \"decode\"")),
+            "{errs:?}"
+        );
     }
 
     #[test]
