@@ -5,8 +5,10 @@
 //! - `cluster up|down|status|env`: a real local Kubernetes control plane as local processes.
 //! - `e2e`: the end-to-end tests against the running cluster.
 //! - `demo`: cluster up, CRDs, an RSG and a fake inference Deployment serving; what to try next.
+//! - `bench <name>`: a performance benchmark; JSON result in `bench/results/<name>.json`.
 //! - `ci`: everything CI checks, in order, with the cluster brought up and torn down.
 
+mod bench;
 mod ci;
 mod cluster;
 mod crds;
@@ -46,6 +48,14 @@ enum Cmd {
     },
     /// Bring up the cluster and show the system's main job on it.
     Demo,
+    /// Run a benchmark (`list` names them); writes bench/results/<name>.json.
+    Bench {
+        /// The benchmark, or `list`.
+        name: String,
+        /// Benchmark-specific arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Everything CI checks: fmt, clippy, crds --check, helm lint, unit tests, cluster up, e2e, cluster down.
     Ci,
 }
@@ -57,6 +67,7 @@ fn main() -> Result<()> {
         Cmd::Cluster { cmd } => cluster::run(cmd),
         Cmd::E2e { args } => e2e::run(&args),
         Cmd::Demo => demo::run(),
+        Cmd::Bench { name, args } => bench::run(&name, args),
         Cmd::Ci => ci::run(),
     }
 }

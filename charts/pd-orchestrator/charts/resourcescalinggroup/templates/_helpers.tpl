@@ -1,10 +1,10 @@
 {{/*
-Helpers of the rsg-controller subchart. Every named template is prefixed with "rsg-controller." because Helm shares one template
+Helpers of the resourcescalinggroup subchart. Every named template is prefixed with "resourcescalinggroup." because Helm shares one template
 namespace between the umbrella chart and all of its subcharts.
 */}}
 
 {{/* The chart name, overridable with .Values.nameOverride. */}}
-{{- define "rsg-controller.name" -}}
+{{- define "resourcescalinggroup.name" -}}
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
@@ -12,7 +12,7 @@ namespace between the umbrella chart and all of its subcharts.
 The fully qualified name of this component's objects: .Values.fullnameOverride, else "<release>-<chart>" (just
 "<release>" when the release name already contains the chart name). Truncated to 63 characters (DNS label).
 */}}
-{{- define "rsg-controller.fullname" -}}
+{{- define "resourcescalinggroup.fullname" -}}
 {{- if .Values.fullnameOverride }}
 {{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
 {{- else }}
@@ -26,14 +26,14 @@ The fully qualified name of this component's objects: .Values.fullnameOverride, 
 {{- end }}
 
 {{/* "<name>-<version>" for the helm.sh/chart label. */}}
-{{- define "rsg-controller.chart" -}}
+{{- define "resourcescalinggroup.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* Labels on every object of this component. */}}
-{{- define "rsg-controller.labels" -}}
-helm.sh/chart: {{ include "rsg-controller.chart" . }}
-{{ include "rsg-controller.selectorLabels" . }}
+{{- define "resourcescalinggroup.labels" -}}
+helm.sh/chart: {{ include "resourcescalinggroup.chart" . }}
+{{ include "resourcescalinggroup.selectorLabels" . }}
 app.kubernetes.io/version: {{ (.Values.image.tag | default .Chart.AppVersion) | toString | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/component: controller
 app.kubernetes.io/part-of: pd-orchestrator
@@ -41,21 +41,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/* Labels that select this component's Pods (immutable once a Deployment exists: keep them minimal). */}}
-{{- define "rsg-controller.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "rsg-controller.name" . }}
+{{- define "resourcescalinggroup.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "resourcescalinggroup.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/* The ServiceAccount the Pods run as. */}}
-{{- define "rsg-controller.serviceAccountName" -}}
+{{- define "resourcescalinggroup.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
-{{- default (include "rsg-controller.fullname" .) .Values.serviceAccount.name }}
+{{- default (include "resourcescalinggroup.fullname" .) .Values.serviceAccount.name }}
 {{- else }}
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
 {{/* The container image reference; an empty tag means the chart's appVersion. */}}
-{{- define "rsg-controller.image" -}}
+{{- define "resourcescalinggroup.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
 {{- end }}
