@@ -12,6 +12,7 @@
 //! cache synced, certificate loaded); liveness is the admin server answering at all.
 
 mod admin;
+pub mod leader;
 mod logging;
 mod shutdown;
 pub mod testing;
