@@ -7,6 +7,32 @@ use crate::elastic_scaler::{
     TriggerType,
 };
 
+/// Algorithms built into the elastic-scaler (names are case-insensitive; empty means APA).
+pub const BUILTIN_ALGORITHMS: [&str; 3] = ["hpa", "kpa", "apa"];
+
+/// Warnings (not errors) about `scalingAlgorithm`: a name that is not built in is accepted, because
+/// plugins register algorithms inside the running elastic-scaler and the webhook cannot see them; the
+/// elastic-scaler reports an unregistered name in the ElasticScaler's status. A near-miss of a built-in
+/// name (`hap`, `kpa2`) gets a "did you mean".
+pub fn algorithm_warnings(spec: &ElasticScalerSpec) -> Vec<FieldError> {
+    let Some(mt) = &spec.trigger.metrics_trigger else {
+        return Vec::new();
+    };
+    let name = mt.algorithm();
+    if BUILTIN_ALGORITHMS.contains(&name.as_str()) {
+        return Vec::new();
+    }
+    let hint = did_you_mean(&name, &["HPA", "KPA", "APA"])
+        .map(|s| format!("did you mean {s}? "))
+        .unwrap_or_default();
+    vec![FieldError::new(
+        "spec.trigger.metricsTrigger.scalingAlgorithm",
+        format!(
+            "{name:?} is not a built-in algorithm (HPA, KPA, APA): {hint}it must be registered as a plugin in the elastic-scaler, which reports an unknown name in this ElasticScaler's status"
+        ),
+    )]
+}
+
 /// Validates an ElasticScaler spec.
 pub fn validate_elastic_scaler(spec: &ElasticScalerSpec) -> Vec<FieldError> {
     let mut errs = Vec::new();
@@ -312,6 +338,52 @@ spec:
         let errs = validate_elastic_scaler(&parse(&y));
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].message.contains("use external.metricsName"));
+    }
+
+    #[test]
+    fn unknown_algorithm_is_a_warning_with_a_hint() {
+        assert!(algorithm_warnings(&parse(BASE)).is_empty());
+        let spec = parse(&BASE.replace("scalingAlgorithm: HPA", "scalingAlgorithm: hap"));
+        assert!(validate_elastic_scaler(&spec).is_empty());
+        let w = algorithm_warnings(&spec);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].message.contains("did you mean HPA?"), "{w:?}");
+        let spec = parse(&BASE.replace("scalingAlgorithm: HPA", "scalingAlgorithm: my-plugin"));
+        assert!(
+            algorithm_warnings(&spec)[0]
+                .message
+                .contains("registered as a plugin")
+        );
+    }
+
+    #[test]
+    fn value_targets_need_their_value_and_utilization_is_resource_only() {
+        let y = BASE.replace(
+            "- type: Resource\n        resource: {metricsName: cpu, target: {type: Utilization, averageUtilization: 70}}",
+            "- type: Custom\n        custom: {metricsName: q, target: {type: Utilization}}\n      - type: Resource\n        resource: {metricsName: gpu, target: {type: Value}}",
+        );
+        let errs = validate_elastic_scaler(&parse(&y));
+        let msgs: Vec<_> = errs.iter().map(ToString::to_string).collect();
+        assert!(
+            msgs.iter().any(|m| m
+                .contains("metrics[0].custom.target.type: Utilization is only valid for Resource")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("metrics[0].custom.target.averageUtilization")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("metrics[1].resource.metricsName: resource metric \"gpu\"")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("metrics[1].resource.target.value: type Value needs value")),
+            "{msgs:?}"
+        );
     }
 
     #[test]

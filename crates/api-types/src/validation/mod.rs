@@ -4,14 +4,26 @@
 //! problem it finds as a [`FieldError`], never only the first: a user fixes a manifest in one round trip.
 //! The admission webhook denies with these messages; the controllers refuse to act on an invalid object and
 //! report the same messages in a condition.
+//!
+//! - `validate_*`: one object's spec.
+//! - [`rsg_enum_errors`], [`elastic_scaler_enum_errors`]: misspelt enum values in the raw JSON, for when
+//!   typed decoding fails (`guage` → "did you mean Gauge?").
+//! - [`rsg_conflicts`], [`scaler_conflicts`]: rules across objects, given the other objects.
+//! - [`algorithm_warnings`]: an algorithm name that is not built in (accepted, with a warning).
 
+mod cross;
 mod elastic_scaler;
 mod names;
+mod raw;
 mod rsg;
 mod tidal;
 
-pub use elastic_scaler::validate_elastic_scaler;
+pub use cross::{
+    WorkloadKey, elastic_scaler_target, hpa_target, rsg_conflicts, rsg_workloads, scaler_conflicts,
+};
+pub use elastic_scaler::{BUILTIN_ALGORITHMS, algorithm_warnings, validate_elastic_scaler};
 pub use names::{is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, parse_duration};
+pub use raw::{elastic_scaler_enum_errors, rsg_enum_errors};
 pub use rsg::validate_rsg;
 pub use tidal::validate_tidal;
 

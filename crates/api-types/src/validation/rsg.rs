@@ -135,7 +135,12 @@ pub fn validate_rsg(rsg_name: &str, spec: &ResourceScalingGroupSpec) -> Vec<Fiel
                 Some(lf) => {
                     let known = |n: &str| names.contains_key(n);
                     let base = "spec.scalingStrategy.leaderFollowerConfig";
-                    if !known(&lf.leader.resource_name) {
+                    if lf.leader.resource_name.trim().is_empty() {
+                        errs.push(FieldError::new(
+                            format!("{base}.leader.resourceName"),
+                            "a leader is required: set leader.resourceName to one of targetResources[].name",
+                        ));
+                    } else if !known(&lf.leader.resource_name) {
                         errs.push(unknown_ref(
                             &format!("{base}.leader.resourceName"),
                             &lf.leader.resource_name,
@@ -377,6 +382,61 @@ spec:
                 .message
                 .contains("\"nope\" is not a targetResources[].name: use one of decode, prefill")),
             "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn missing_leader_twice_follower_low_ratio_and_no_targets() {
+        let y = INPLACE
+            .replace("resourceName: prefill, replicas: 3", "resourceName: \"\", replicas: 3")
+            .replace(
+                "- {resourceName: decode, followRatio: 2}",
+                "- {resourceName: decode, followRatio: 0}\n      - {resourceName: decode, followRatio: 1}",
+            );
+        let msgs: Vec<_> = check(&y).iter().map(ToString::to_string).collect();
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("leader.resourceName: a leader is required")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m
+                .contains("follower[1].resourceName: \"decode\" is listed as a follower twice")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("follower[0].followRatio: followRatio must be at least 1")),
+            "{msgs:?}"
+        );
+        let (name, mut spec) = parse(GROUP);
+        spec.target_resources.clear();
+        let errs = validate_rsg(&name, &spec);
+        assert!(
+            errs.iter()
+                .any(|e| e.field == "spec.targetResources" && e.message.contains("at least one")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn role_based_group_needs_a_role_and_default_group_name_is_the_rsg_name() {
+        let y = GROUP
+            .replace(
+                "kind: Deployment, name: decode}",
+                "kind: RoleBasedGroup, name: decode}",
+            )
+            .replace("      groupName: pd\n", "")
+            .replace("name: pd}", "name: My.RSG}");
+        let msgs: Vec<_> = check(&y).iter().map(ToString::to_string).collect();
+        assert!(
+            msgs.iter().any(|m| m.contains("subresource.roleName")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("metadata.name: groupName \"My.RSG\"")),
+            "{msgs:?}"
         );
     }
 
