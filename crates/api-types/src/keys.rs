@@ -40,6 +40,10 @@ pub mod annotations {
     pub const RSG_METRIC_VALUES: &str = "autoscaling.rsg.metric.values";
     /// On a Service handed to the DLX: its original selector, as JSON, to restore on wake-up.
     pub const ORIGINAL_SELECTOR: &str = "elasticscaler.io/original-selector";
+    /// On an RSG snapshot (ControllerRevision): the `targetResources[].name` it was taken of.
+    pub const RSG_TARGET: &str = "rsg.io/target";
+    /// On an RSG snapshot: the workload it was taken of, `<Kind>/<namespace>/<name>`.
+    pub const RSG_SOURCE: &str = "rsg.io/source";
     /// Prefix of the upstream behaviour annotations (`elasticscaler.io/behavior.scaleUp.stabilizationWindowSeconds`, ...).
     pub const ES_BEHAVIOR_PREFIX: &str = "elasticscaler.io/behavior.";
     /// Prefix of the upstream metric-window annotations (`elasticscaler.io/metrics.windowSeconds`, ...).
@@ -94,4 +98,16 @@ pub mod reasons {
     pub const RULE_TRIGGERED: &str = "RuleTriggered";
     /// No rule has fired yet.
     pub const NO_RULE_FIRED: &str = "NoRuleFired";
+    /// The controller lacks an RBAC permission it needs; the message names it.
+    pub const FORBIDDEN: &str = "Forbidden";
+    /// The replica-baseline ConfigMap holds a value that is not a replica count.
+    pub const INVALID_BASELINE: &str = "InvalidBaseline";
+    /// Event: GroupReplication created groups.
+    pub const GROUPS_CREATED: &str = "GroupsCreated";
+    /// Event: GroupReplication removed groups (the note says which path chose them).
+    pub const GROUPS_REMOVED: &str = "GroupsRemoved";
+    /// Event: group 0 (the base workloads) scaled to 0 or restored to its baseline.
+    pub const GROUP0_SCALED: &str = "Group0Scaled";
+    /// Event: InplaceScaling set the leader's or followers' replicas.
+    pub const REPLICAS_SET: &str = "ReplicasSet";
 }

@@ -329,6 +329,23 @@ pub struct ResourceScalingGroupStatus {
     /// the first match of a list path, so the controller keeps this summary). Extension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<String>,
+    /// The last GroupReplication scale-down: which groups went and which path chose them. Extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_down: Option<ScaleDownRecord>,
+}
+
+/// How the last scale-down chose its victims.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleDownRecord {
+    /// `Prometheus`, `Annotation` (fallback 1) or `MaxGroupId` (fallback 2).
+    pub path: String,
+    /// The group ids removed, in removal order.
+    pub groups: Vec<i32>,
+    /// The values used, or why a fallback was taken.
+    pub reason: String,
+    /// When (RFC 3339).
+    pub time: String,
 }
 
 impl ResourceScalingGroup {

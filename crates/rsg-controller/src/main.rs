@@ -1,13 +1,120 @@
-//! The ResourceScalingGroup controller: GroupReplication and InplaceScaling.
-//!
-//! Skeleton: serves `/healthz`, `/readyz`, `/metrics` and exits cleanly on SIGTERM. The component's
-//! own issue fills in the rest.
+//! `rsg-controller`: the ResourceScalingGroup controller binary. Flags (each with an env fallback), logs,
+//! the admin server, leader election, then [`rsg_controller::controller::run`] until SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use kube::runtime::events::{Recorder, Reporter};
+use pdo_runtime::leader::{Election, LeaderArgs, run_leader_elected};
+use pdo_runtime::{AdminArgs, AdminServer, LogArgs, Readiness, init_tracing, shutdown_token};
+use rsg_controller::context::{Config, Ctx};
+use rsg_controller::controller::{State, Written, run};
+use rsg_controller::metrics::Metrics;
+use rsg_controller::prometheus::Prometheus;
+
+const COMPONENT: &str = "rsg-controller";
+
+/// The ResourceScalingGroup controller: GroupReplication and InplaceScaling.
+#[derive(Parser, Debug)]
+#[command(name = COMPONENT, version, about)]
+struct Args {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    admin: AdminArgs,
+    #[command(flatten)]
+    leader: LeaderArgs,
+    /// Prometheus base URL for scale-down ordering by `scaleDown.metric`, e.g. http://prometheus:9090.
+    /// Unset: scale-down falls back to annotations, then to the highest group id.
+    #[arg(long, env = "RSG_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
+    /// Timeout of one Prometheus query, in seconds; a slow Prometheus falls back instead of stalling.
+    #[arg(long, env = "RSG_PROMETHEUS_TIMEOUT_SECONDS", default_value_t = 5.0)]
+    prometheus_timeout_seconds: f64,
+    /// Watch only this namespace (RSGs, workloads, Services); default: all namespaces.
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+    /// Seconds between reconciles of an RSG when nothing changes.
+    #[arg(long, env = "RSG_RESYNC_SECONDS", default_value_t = 300)]
+    resync_seconds: u64,
+    /// Seconds before a blocked RSG (missing target, name conflict, forbidden) is retried.
+    #[arg(long, env = "RSG_RETRY_SECONDS", default_value_t = 15)]
+    retry_seconds: u64,
+    /// Groups created or removed concurrently within one RSG.
+    #[arg(long, env = "RSG_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    pdo_runtime::run_skeleton(
-        "rsg-controller",
-        "The ResourceScalingGroup controller: GroupReplication and InplaceScaling.",
-    )
-    .await
+    let args = Args::parse();
+    init_tracing(&args.log)?;
+    let prometheus = match args.prometheus_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            anyhow::ensure!(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "--prometheus-url / RSG_PROMETHEUS_URL {url:?} must start with http:// or https://"
+            );
+            Some(Prometheus::new(
+                url,
+                Duration::from_secs_f64(args.prometheus_timeout_seconds),
+            )?)
+        }
+        None => {
+            tracing::info!(
+                "no RSG_PROMETHEUS_URL: scale-down uses annotations, then the highest group id"
+            );
+            None
+        }
+    };
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    let mut registry = prometheus_client::registry::Registry::with_prefix("rsg_controller");
+    let metrics = Metrics::register(&mut registry);
+    let build_info = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+    build_info.set(1);
+    registry.register("build_info", "Always 1; the process is up", build_info);
+    let ready = Readiness::default();
+    let election = Election::new(
+        client.clone(),
+        &args.leader,
+        COMPONENT,
+        ready.clone(),
+        &mut registry,
+    )?;
+    let shutdown = shutdown_token()?;
+    let server =
+        AdminServer::spawn(args.admin.admin_addr, registry, ready, shutdown.clone()).await?;
+    let reporter = Reporter {
+        controller: COMPONENT.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let state = Arc::new(State {
+        ctx: Ctx {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            prometheus,
+            metrics,
+            config: Config {
+                resync: Duration::from_secs(args.resync_seconds.max(1)),
+                retry: Duration::from_secs(args.retry_seconds.max(1)),
+                concurrency: usize::from(args.concurrency),
+            },
+        },
+        written: Written::default(),
+    });
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), namespace = ?args.watch_namespace, "started");
+    let ns = args.watch_namespace.clone();
+    let result = run_leader_elected(election, shutdown.clone(), |token| async move {
+        run(state, ns, token).await;
+        Ok(())
+    })
+    .await;
+    shutdown.cancel();
+    server.task.await?;
+    tracing::info!("stopped");
+    Ok(result?)
 }

@@ -20,6 +20,12 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 /// Starts `bin` with `ADMIN_ADDR` on a free loopback port, asserts `/healthz` and `/readyz` answer 200 and
 /// `/metrics` has `<metrics_prefix>_build_info`, then sends SIGTERM and asserts a clean exit within 10 s.
 pub fn assert_serves_and_stops(bin: &str, metrics_prefix: &str) {
+    assert_serves_and_stops_with(bin, metrics_prefix, &[]);
+}
+
+/// [`assert_serves_and_stops`] with extra environment variables (e.g. a controller's `WATCH_NAMESPACE`; a
+/// controller inherits `KUBECONFIG` from the test, so its lifecycle test runs in the e2e suite).
+pub fn assert_serves_and_stops_with(bin: &str, metrics_prefix: &str, envs: &[(&str, &str)]) {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -27,6 +33,7 @@ pub fn assert_serves_and_stops(bin: &str, metrics_prefix: &str) {
     let mut child = Command::new(bin)
         .env("ADMIN_ADDR", format!("127.0.0.1:{port}"))
         .env("LOG_FORMAT", "json")
+        .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -6,9 +6,11 @@
 //! - [`ServiceClient`]: reaches a Service the way kube-proxy would, by picking a ready endpoint from its
 //!   EndpointSlices; it only ever dials addresses inside the pod network.
 //! - [`Kubectl`]: runs the real `kubectl` and keeps stdout, stderr and the exit status.
+//! - [`Process`]: a component binary (from `PDO_BIN_DIR`) run as a local process, logs kept, stopped on drop.
 
 mod kubectl;
 mod namespace;
+mod process;
 mod service;
 mod wait;
 
@@ -16,6 +18,7 @@ use std::path::PathBuf;
 
 pub use kubectl::{Kubectl, KubectlOutput};
 pub use namespace::TestNamespace;
+pub use process::{Process, bin_path};
 pub use service::{ServiceClient, in_pod_network};
 pub use wait::wait_until;
 
