@@ -3,6 +3,8 @@
 //! The active rule is the one that fired most recently; the Tidal writes its target's scale subresource
 //! and/or publishes `status.desiredReplicas` for an ElasticScaler StateTrigger.
 
+pub mod schedule;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;

@@ -1,12 +1,14 @@
-//! Tidal rules: the `CRON_TZ=` prefix, a five-field schedule, rule count, unique names.
+//! Tidal rules: rule count, unique names, and each cron fully parsed: the `CRON_TZ=` prefix, a zone of the
+//! IANA database, five fields (or six with seconds) in range, a schedule that can fire at all.
 //!
-//! Full cron parsing and zone lookup belong to the Tidal controller (which owns a cron crate); this
-//! checks the shape so the common mistakes get a precise message everywhere.
+//! The parser is [`crate::tidal::schedule::CronSchedule`], the same the Tidal controller schedules with,
+//! so the webhook and the controller can never disagree about a rule.
 
 use std::collections::HashMap;
 
 use super::FieldError;
 use crate::tidal::TidalSpec;
+use crate::tidal::schedule::CronSchedule;
 
 /// Validates a Tidal spec.
 pub fn validate_tidal(spec: &TidalSpec) -> Vec<FieldError> {
@@ -38,24 +40,7 @@ pub fn validate_tidal(spec: &TidalSpec) -> Vec<FieldError> {
 }
 
 fn check_cron(cron: &str) -> Option<String> {
-    let Some(rest) = cron.strip_prefix("CRON_TZ=") else {
-        return Some(format!(
-            "cron {cron:?} must start with CRON_TZ=<zone>, e.g. \"CRON_TZ=Asia/Shanghai 0 9 * * 1-5\""
-        ));
-    };
-    let mut parts = rest.split_whitespace();
-    let zone = parts.next().unwrap_or_default();
-    if zone.is_empty() {
-        return Some("CRON_TZ= needs an IANA zone name, e.g. CRON_TZ=UTC".into());
-    }
-    let fields: Vec<&str> = parts.collect();
-    if fields.len() != 5 {
-        return Some(format!(
-            "cron {cron:?} has {} schedule fields after the zone: give exactly 5 (minute hour day-of-month month day-of-week)",
-            fields.len()
-        ));
-    }
-    None
+    CronSchedule::parse(cron).err()
 }
 
 #[cfg(test)]
@@ -78,13 +63,27 @@ spec:
       - {name: day, cron: "CRON_TZ=Asia/Shanghai 0 9 * * 1-5", replicas: 4}
       - {name: day, cron: "0 21 * * *", replicas: 1}
       - {name: x, cron: "CRON_TZ=UTC 0 21 * *", replicas: 1}
+      - {name: y, cron: "CRON_TZ=Asia/Shangai 0 21 * * *", replicas: 1}
+      - {name: z, cron: "CRON_TZ=UTC 0 24 * * *", replicas: 1}
+      - {name: ok, cron: "CRON_TZ=Europe/Berlin 30 */2 * * MON-FRI", replicas: 1}
 "#,
         )
         .unwrap();
         let errs = validate_tidal(&t.spec);
-        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert_eq!(errs.len(), 5, "{errs:?}");
         assert_eq!(errs[0].field, "spec.triggers.times.rules[1].name");
         assert!(errs[1].message.contains("must start with CRON_TZ="));
         assert!(errs[2].message.contains("has 4 schedule fields"));
+        assert_eq!(errs[3].field, "spec.triggers.times.rules[3].cron");
+        assert!(
+            errs[3]
+                .message
+                .contains("CRON_TZ=Asia/Shangai: unknown time zone")
+        );
+        assert!(
+            errs[4]
+                .message
+                .contains("hour field: 24 is out of range 0-23")
+        );
     }
 }
