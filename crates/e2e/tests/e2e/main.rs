@@ -7,5 +7,6 @@
 mod crds;
 mod helm;
 mod inference;
+mod rsg;
 mod scale;
 mod seeds;
