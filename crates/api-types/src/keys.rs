@@ -98,6 +98,12 @@ pub mod reasons {
     pub const RULE_TRIGGERED: &str = "RuleTriggered";
     /// No rule has fired yet.
     pub const NO_RULE_FIRED: &str = "NoRuleFired";
+    /// Tidal: the target's kind is not served or has no scale subresource.
+    pub const TARGET_NOT_SCALABLE: &str = "TargetNotScalable";
+    /// Tidal: writing the target's scale subresource failed; retried.
+    pub const SCALE_FAILED: &str = "ScaleFailed";
+    /// Tidal: the next rule is scheduled; nothing to do until it fires.
+    pub const WAITING_FOR_NEXT_RULE: &str = "WaitingForNextRule";
     /// The controller lacks an RBAC permission it needs; the message names it.
     pub const FORBIDDEN: &str = "Forbidden";
     /// The replica-baseline ConfigMap holds a value that is not a replica count.
