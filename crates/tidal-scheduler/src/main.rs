@@ -1,0 +1,114 @@
+//! `tidal-scheduler`: the Tidal controller binary. Flags (each with an env fallback), logs, the admin
+//! server, leader election, then [`tidal_scheduler::controller::run`] until SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use kube::runtime::events::{Recorder, Reporter};
+use pdo_runtime::leader::{Election, LeaderArgs, run_leader_elected};
+use pdo_runtime::{AdminArgs, AdminServer, LogArgs, Readiness, init_tracing, shutdown_token};
+use tidal_scheduler::controller::{Config, Ctx, check_crd, run};
+use tidal_scheduler::metrics::Metrics;
+use tidal_scheduler::target::Scaler;
+
+const COMPONENT: &str = "tidal-scheduler";
+
+/// The Tidal controller: sets a target's replicas at times given by cron rules, through its scale
+/// subresource or through a linked ElasticScaler.
+#[derive(Parser, Debug)]
+#[command(name = COMPONENT, version, about)]
+struct Args {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    admin: AdminArgs,
+    #[command(flatten)]
+    leader: LeaderArgs,
+    /// Watch only this namespace's Tidals; default: all namespaces.
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+    /// Let spec.targetRef.namespace differ from the Tidal's own namespace. Off by default: whoever may
+    /// create a Tidal in one namespace could otherwise scale workloads in any other.
+    #[arg(long, env = "TIDAL_ALLOW_CROSS_NAMESPACE_TARGETS", default_value_t = false, action = clap::ArgAction::Set)]
+    allow_cross_namespace_targets: bool,
+    /// Seconds before a failed scale write is retried (sooner if the next rule fires first).
+    #[arg(long, env = "TIDAL_RETRY_SECONDS", default_value_t = 5)]
+    retry_seconds: u64,
+    /// Tidals reconciled at once (many Tidals often fire at the same second, e.g. 09:00).
+    #[arg(long, env = "TIDAL_CONCURRENCY", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// Seconds between two checks of the wall clock against the monotonic clock; a step is caught
+    /// within this time and every Tidal is re-planned. Firings themselves are timed exactly.
+    #[arg(long, env = "TIDAL_CLOCK_CHECK_SECONDS", default_value_t = 1.0)]
+    clock_check_seconds: f64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_tracing(&args.log)?;
+    anyhow::ensure!(
+        args.clock_check_seconds >= 0.1,
+        "--clock-check-seconds / TIDAL_CLOCK_CHECK_SECONDS must be at least 0.1"
+    );
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    let mut registry = prometheus_client::registry::Registry::with_prefix("tidal_scheduler");
+    let metrics = Metrics::register(&mut registry);
+    let build_info = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+    build_info.set(1);
+    registry.register("build_info", "Always 1; the process is up", build_info);
+    let ready = Readiness::default();
+    let election = Election::new(
+        client.clone(),
+        &args.leader,
+        COMPONENT,
+        ready.clone(),
+        &mut registry,
+    )?;
+    let shutdown = shutdown_token()?;
+    let server =
+        AdminServer::spawn(args.admin.admin_addr, registry, ready, shutdown.clone()).await?;
+    check_crd(&client).await?;
+    let reporter = Reporter {
+        controller: COMPONENT.into(),
+        instance: Some(args.leader.identity()),
+    };
+    let ctx = Arc::new(Ctx {
+        recorder: Recorder::new(client.clone(), reporter),
+        scaler: Scaler::new(client.clone()),
+        client,
+        metrics: metrics.clone(),
+        config: Config {
+            allow_cross_namespace: args.allow_cross_namespace_targets,
+            retry: Duration::from_secs(args.retry_seconds.max(1)),
+            concurrency: args.concurrency,
+            namespace: args.watch_namespace.clone(),
+        },
+    });
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), namespace = ?args.watch_namespace, "started");
+    let period = Duration::from_secs_f64(args.clock_check_seconds);
+    let result = run_leader_elected(election, shutdown.clone(), |token| async move {
+        let jumps = tidal_scheduler::clock::jumps(
+            period,
+            Duration::from_millis(500),
+            token.clone(),
+            move |d| {
+                metrics.clock_jumps.inc();
+                tracing::warn!(
+                    drift_ms = d.as_millis() as u64,
+                    "wall clock stepped; re-planning every Tidal"
+                );
+            },
+        );
+        run(ctx, token, jumps).await
+    })
+    .await;
+    shutdown.cancel();
+    server.task.await?;
+    tracing::info!("stopped");
+    Ok(result?)
+}
