@@ -10,3 +10,4 @@ mod inference;
 mod rsg;
 mod scale;
 mod seeds;
+mod tidal;
