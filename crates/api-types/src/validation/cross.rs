@@ -70,16 +70,16 @@ pub fn rsg_workloads(namespace: &str, spec: &ResourceScalingGroupSpec) -> Vec<Wo
 
 /// Another RSG of the same strategy type that already manages one of this RSG's workloads.
 /// `others` may include the object itself (same namespace and name); it is skipped.
-pub fn rsg_conflicts(
+pub fn rsg_conflicts<'a>(
     namespace: &str,
     name: &str,
     spec: &ResourceScalingGroupSpec,
-    others: &[ResourceScalingGroup],
+    others: impl IntoIterator<Item = &'a ResourceScalingGroup> + Clone,
 ) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let strategy = spec.scaling_strategy.type_;
     for (i, w) in rsg_workloads(namespace, spec).iter().enumerate() {
-        for o in others {
+        for o in others.clone() {
             let o_ns = o.metadata.namespace.as_deref().unwrap_or_default();
             let o_name = o.metadata.name.as_deref().unwrap_or_default();
             if (o_ns == namespace && o_name == name) || o.spec.scaling_strategy.type_ != strategy {
