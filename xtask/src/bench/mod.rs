@@ -5,6 +5,8 @@
 //! `bench/results/<name>.json` (pretty JSON, stable key order) so `docs/benchmarks.md` can quote it.
 //! Benchmarks that need the local cluster bring it up themselves ([`Ctx::cluster_env`]).
 
+mod tidal;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -21,7 +23,9 @@ struct Bench {
 }
 
 /// Every benchmark. Add a module and one line here.
-const BENCHES: &[Bench] = &[];
+const BENCHES: &[Bench] = &[
+    tidal::BENCH, // cargo xtask bench tidal
+];
 
 /// What a benchmark gets: extra arguments and helpers for binaries and the cluster.
 #[allow(dead_code, reason = "used by the benchmarks as they arrive")]
