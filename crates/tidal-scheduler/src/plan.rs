@@ -339,4 +339,24 @@ mod tests {
         assert!(errs[0].to_string().contains("unknown time zone"));
         assert!(errs[1].to_string().contains("must start with CRON_TZ="));
     }
+
+    #[test]
+    fn example_manifests_are_valid() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tidal");
+        let mut n = 0;
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let path = f.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for doc in text.split("\n---\n") {
+                let v: serde_json::Value = serde_yaml::from_str(doc).unwrap();
+                if v["kind"] == "Tidal" {
+                    let t: Tidal = serde_json::from_value(v).unwrap();
+                    let s = schedules(&t).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+                    assert!(plan(&s, ts("2026-11-23T12:00:00Z")).active.is_some());
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, 3);
+    }
 }
