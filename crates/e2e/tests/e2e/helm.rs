@@ -29,6 +29,13 @@ async fn umbrella_chart_installs_and_uninstalls() {
         ns.name.clone(),
         "--set".into(),
         "dlx.enabled=false".into(),
+        // The chart's webhook configurations (failurePolicy Fail) would otherwise intercept every other
+        // test's objects while this release's placeholder Pods cannot answer: scope them to this namespace.
+        "--set".into(),
+        format!(
+            "admission-webhook.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name={}",
+            ns.name
+        ),
     ])
     .output()
     .unwrap();

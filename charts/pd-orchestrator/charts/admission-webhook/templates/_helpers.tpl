@@ -59,3 +59,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "admission-webhook.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
 {{- end }}
+
+{{/* The Secret with the serving certificate (all modes). */}}
+{{- define "admission-webhook.tlsSecret" -}}
+{{- default (printf "%s-tls" (include "admission-webhook.fullname" .)) .Values.certificates.secretName }}
+{{- end }}
