@@ -114,8 +114,12 @@ pub fn all_alive(dir: &Path) -> bool {
 }
 
 fn is_ours(pid: u32, exe: &Path) -> bool {
-    // A zombie (exited, not yet reaped) has no exe link, so it counts as gone.
-    fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| exe.as_os_str().is_empty() || e == exe)
+    // A zombie (exited, not yet reaped) has no exe link, so it counts as gone. A binary rebuilt since the
+    // process started (cargo replaced sim-kubelet) shows as "<path> (deleted)": still ours and alive.
+    fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| {
+        let e = e.to_string_lossy();
+        exe.as_os_str().is_empty() || e.strip_suffix(" (deleted)").unwrap_or(&e) == exe.to_string_lossy()
+    })
 }
 
 fn signal(pid: u32, sig: &str) {
