@@ -49,6 +49,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(&args.log)?;
+    // kube's rustls needs one process-wide crypto provider; the workspace builds rustls with ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     anyhow::ensure!(
         args.clock_check_seconds >= 0.1,
         "--clock-check-seconds / TIDAL_CLOCK_CHECK_SECONDS must be at least 0.1"

@@ -181,6 +181,8 @@ impl Drop for Killer {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // kube's rustls needs one process-wide crypto provider; the workspace builds rustls with ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if !(WAVES + 1..=100).contains(&args.rules) {
         bail!("--rules must be {} to 100", WAVES + 1);
     }
@@ -301,7 +303,7 @@ async fn run(args: &Args, client: kube::Client) -> Result<serde_json::Value> {
             Timestamp::now() < start - SignedDuration::from_secs(3),
             "the controller's first pass did not finish before the first wave ({done}/{n} Tidals)"
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     };
     let sync_cpu = cpu_ticks(pid)?;
     let (rss_synced, _) = rss_mib(pid)?;
