@@ -6,6 +6,7 @@
 //! Benchmarks that need the local cluster bring it up themselves ([`Ctx::cluster_env`]).
 
 mod tidal;
+mod webhook;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,7 +25,8 @@ struct Bench {
 
 /// Every benchmark. Add a module and one line here.
 const BENCHES: &[Bench] = &[
-    tidal::BENCH, // cargo xtask bench tidal
+    tidal::BENCH,   // cargo xtask bench tidal
+    webhook::BENCH, // cargo xtask bench webhook
 ];
 
 /// What a benchmark gets: extra arguments and helpers for binaries and the cluster.

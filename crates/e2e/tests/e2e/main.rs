@@ -11,3 +11,4 @@ mod rsg;
 mod scale;
 mod seeds;
 mod tidal;
+mod webhook;
