@@ -123,6 +123,19 @@ impl Ctx {
         reason: &str,
         note: String,
     ) {
+        self.event_action(rsg, warning, reason, reason, note).await;
+    }
+
+    /// Publishes an Event with its own `action`. Events with the same reason and action within a few
+    /// minutes become one series (kube's recorder), so a distinct action keeps distinct decisions visible.
+    pub async fn event_action(
+        &self,
+        rsg: &ResourceScalingGroup,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let ev = Event {
             type_: if warning {
                 EventType::Warning
@@ -131,7 +144,7 @@ impl Ctx {
             },
             reason: reason.to_string(),
             note: Some(note),
-            action: reason.to_string(),
+            action: action.to_string(),
             secondary: None,
         };
         self.metrics.write("create", "Event");

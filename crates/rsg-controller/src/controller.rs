@@ -32,10 +32,42 @@ use crate::status::{Outcome, next_status};
 use crate::targets::{Resolve, Workload, rbg_role_workload, references, resolve};
 use crate::{group_replication, inplace};
 
-/// State shared by reconciles beyond [`Ctx`]: the status each RSG was last written with, so a reconcile
-/// that runs on a cached object older than our own write does not write the same status again.
+/// The status this process last wrote for each RSG (by uid). A reconcile can run on a cached object that
+/// predates our own last status write (its trigger, e.g. a Deployment event, outran the RSG's watch event);
+/// carrying over fields from that stale status would undo the write, and comparing with it would write
+/// the same status twice. So the freshest status is ours when we have one.
 #[derive(Default)]
-pub struct Written(Mutex<HashMap<ObjectRef<ResourceScalingGroup>, ResourceScalingGroupStatus>>);
+pub struct Written(
+    Mutex<HashMap<ObjectRef<ResourceScalingGroup>, (String, ResourceScalingGroupStatus)>>,
+);
+
+impl Written {
+    /// The freshest known status of `rsg`.
+    pub fn freshest(&self, rsg: &ResourceScalingGroup) -> Option<ResourceScalingGroupStatus> {
+        let uid = rsg.uid().unwrap_or_default();
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .get(&ObjectRef::from_obj(rsg))
+            .filter(|(u, _)| *u == uid)
+            .map(|(_, s)| s.clone())
+            .or_else(|| rsg.status.clone())
+    }
+
+    fn record(&self, rsg: &ResourceScalingGroup, status: ResourceScalingGroupStatus) {
+        self.0.lock().expect("not poisoned").insert(
+            ObjectRef::from_obj(rsg),
+            (rsg.uid().unwrap_or_default(), status),
+        );
+    }
+
+    fn forget(&self, rsg: &ResourceScalingGroup) {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .remove(&ObjectRef::from_obj(rsg));
+    }
+}
 
 /// Reconciler context: [`Ctx`] plus the written-status memory.
 pub struct State {
@@ -154,12 +186,7 @@ async fn reconcile(rsg: Arc<ResourceScalingGroup>, state: Arc<State>) -> Result<
             Finalizer::Apply(rsg) => apply(&rsg, &state).await,
             Finalizer::Cleanup(rsg) => {
                 group_replication::adopt::cleanup(&rsg, ctx).await?;
-                state
-                    .written
-                    .0
-                    .lock()
-                    .expect("not poisoned")
-                    .remove(&ObjectRef::from_obj(&*rsg));
+                state.written.forget(&rsg);
                 Ok(Action::await_change())
             }
         }
@@ -188,7 +215,8 @@ async fn apply(rsg: &ResourceScalingGroup, state: &State) -> Result<Action, Erro
         // Not acted on; re-validated when the spec changes.
         Outcome::blocked(reasons::INVALID_SPEC, summarize(&errors), ctx.config.resync)
     } else {
-        match strategy(rsg, ctx).await {
+        let last = state.written.freshest(rsg);
+        match strategy(rsg, last.as_ref(), ctx).await {
             Ok(o) => o,
             Err(Error::Blocked(o)) => *o,
             Err(e) => return Err(e),
@@ -200,11 +228,18 @@ async fn apply(rsg: &ResourceScalingGroup, state: &State) -> Result<Action, Erro
     ))
 }
 
-async fn strategy(rsg: &ResourceScalingGroup, ctx: &Ctx) -> Result<Outcome, Error> {
+async fn strategy(
+    rsg: &ResourceScalingGroup,
+    last: Option<&ResourceScalingGroupStatus>,
+    ctx: &Ctx,
+) -> Result<Outcome, Error> {
     let workloads = resolve_targets(rsg, ctx).await?;
     match rsg.spec.scaling_strategy.type_ {
         StrategyType::GroupReplication => group_replication::reconcile(rsg, &workloads, ctx).await,
-        StrategyType::InplaceScaling => inplace::reconcile(rsg, &workloads, ctx).await,
+        StrategyType::InplaceScaling => {
+            let applied = last.and_then(|s| s.last_desired_replicas);
+            inplace::reconcile(rsg, applied, &workloads, ctx).await
+        }
     }
 }
 
@@ -258,15 +293,12 @@ async fn write_status(
 ) -> Result<(), Error> {
     let ctx = &state.ctx;
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let next = next_status(rsg, outcome, now);
-    let key = ObjectRef::from_obj(rsg);
-    let unchanged = rsg.status.as_ref() == Some(&next)
-        || state.written.0.lock().expect("not poisoned").get(&key) == Some(&next);
-    if unchanged {
+    let old = state.written.freshest(rsg);
+    let next = next_status(rsg, old.as_ref(), outcome, now);
+    if old.as_ref() == Some(&next) {
         return Ok(());
     }
-    let old_ready = rsg
-        .status
+    let old_ready = old
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY));
     let changed_ready =
@@ -285,12 +317,7 @@ async fn write_status(
         &Patch::Merge(serde_json::json!({"status": next})),
     )
     .await?;
-    state
-        .written
-        .0
-        .lock()
-        .expect("not poisoned")
-        .insert(key, next);
+    state.written.record(rsg, next);
     Ok(())
 }
 

@@ -29,9 +29,11 @@ pub fn follower_replicas(leader: i32, ratio: i32) -> i32 {
     leader.saturating_mul(ratio)
 }
 
-/// Reconciles an InplaceScaling RSG whose targets resolved to `workloads`.
+/// Reconciles an InplaceScaling RSG whose targets resolved to `workloads`; `last_applied` is the leader
+/// count last forced (`status.lastDesiredReplicas`, from the freshest known status).
 pub async fn reconcile(
     rsg: &ResourceScalingGroup,
+    last_applied: Option<i32>,
     workloads: &[Workload],
     ctx: &Ctx,
 ) -> Result<Outcome, Error> {
@@ -56,8 +58,7 @@ pub async fn reconcile(
     let leader = find(&lf.leader.resource_name)?;
     let leader_obj = ctx.get_workload(leader).await?;
     let observed = replicas(&leader_obj).unwrap_or(1);
-    let last = rsg.status.as_ref().and_then(|s| s.last_desired_replicas);
-    let (effective, forced) = effective_leader(lf.leader.replicas, last, observed);
+    let (effective, forced) = effective_leader(lf.leader.replicas, last_applied, observed);
     let mut changes = Vec::new();
     if forced && observed != effective {
         ctx.set_replicas(leader, effective).await?;

@@ -55,14 +55,16 @@ impl Outcome {
     }
 }
 
-/// The status after `outcome`, carrying over what the outcome leaves unset. The Ready condition keeps its
+/// The status after `outcome`, carrying over from `old` (the freshest known status: the one this process
+/// last wrote, else the object's) what the outcome leaves unset. The Ready condition keeps its
 /// `lastTransitionTime` unless its status flips.
 pub fn next_status(
     rsg: &ResourceScalingGroup,
+    old: Option<&ResourceScalingGroupStatus>,
     outcome: &Outcome,
     now: Time,
 ) -> ResourceScalingGroupStatus {
-    let old = rsg.status.clone().unwrap_or_default();
+    let old = old.cloned().unwrap_or_default();
     let generation = rsg.metadata.generation;
     let status = if outcome.ready { "True" } else { "False" };
     let transition = old
@@ -130,10 +132,10 @@ mod tests {
         let mut o = Outcome::ready("2 of 2 groups".into());
         o.current = Some(2);
         o.last_desired = Some(2);
-        let first = next_status(&rsg(None), &o, t(100));
+        let first = next_status(&rsg(None), None, &o, t(100));
         assert_eq!(first.targets.as_deref(), Some("prefill,decode"));
         assert_eq!(first.observed_generation, Some(3));
-        let second = next_status(&rsg(Some(first.clone())), &o, t(200));
+        let second = next_status(&rsg(None), Some(&first), &o, t(200));
         assert_eq!(
             first, second,
             "an unchanged outcome must not change the status (no write)"
@@ -144,13 +146,13 @@ mod tests {
     fn transition_time_moves_only_on_flip_and_values_carry_over() {
         let mut o = Outcome::ready("ok".into());
         o.current = Some(2);
-        let s1 = next_status(&rsg(None), &o, t(100));
+        let s1 = next_status(&rsg(None), None, &o, t(100));
         let blocked = Outcome::blocked(
             reasons::TARGET_NOT_FOUND,
             "Deployment n/p not found".into(),
             Duration::from_secs(5),
         );
-        let s2 = next_status(&rsg(Some(s1)), &blocked, t(200));
+        let s2 = next_status(&rsg(None), Some(&s1), &blocked, t(200));
         assert_eq!(s2.conditions[0].status, "False");
         assert_eq!(s2.conditions[0].last_transition_time, t(200));
         assert_eq!(
@@ -158,7 +160,7 @@ mod tests {
             Some(2),
             "a blocked reconcile keeps the last observation"
         );
-        let s3 = next_status(&rsg(Some(s2)), &blocked, t(300));
+        let s3 = next_status(&rsg(None), Some(&s2), &blocked, t(300));
         assert_eq!(s3.conditions[0].last_transition_time, t(200));
     }
 }

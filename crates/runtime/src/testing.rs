@@ -50,11 +50,14 @@ pub fn assert_serves_and_stops_with(bin: &str, metrics_prefix: &str, envs: &[(&s
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(
-        get(port, "/readyz").map(|(c, _)| c),
-        Some(200),
-        "{bin} /readyz"
-    );
+    // Readiness may take a moment (a controller first reaches the API and its Lease).
+    while get(port, "/readyz").is_none_or(|(c, _)| c != 200) {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("{bin} /readyz did not answer 200 within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (code, metrics) = get(port, "/metrics").expect("/metrics answers");
     assert_eq!(code, 200);
     assert!(

@@ -115,10 +115,12 @@ pub async fn reconcile(
             reason: d.reason.clone(),
             time: k8s_openapi::jiff::Timestamp::now().to_string(),
         });
-        ctx.event(
+        let action = format!("RemoveGroupsBy{}", d.path.as_str());
+        ctx.event_action(
             rsg,
             false,
             reasons::GROUPS_REMOVED,
+            &action,
             format!(
                 "removing groups {:?}, chosen by {}: {}",
                 d.victims,
