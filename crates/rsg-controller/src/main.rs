@@ -51,6 +51,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(&args.log)?;
+    // One TLS crypto provider for the process (kube and reqwest), whatever features other crates enable.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let prometheus = match args.prometheus_url.as_deref().filter(|u| !u.is_empty()) {
         Some(url) => {
             anyhow::ensure!(
