@@ -29,6 +29,9 @@ async fn umbrella_chart_installs_and_uninstalls() {
         ns.name.clone(),
         "--set".into(),
         "dlx.enabled=false".into(),
+        // The RSG controller defaults to seed 002's namespace scaling-system; keep it in the test's.
+        "--set".into(),
+        format!("resourcescalinggroup.namespace.name={}", ns.name),
         // The chart's webhook configurations (failurePolicy Fail) would otherwise intercept every other
         // test's objects while this release's placeholder Pods cannot answer: scope them to this namespace.
         "--set".into(),

@@ -59,3 +59,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "resourcescalinggroup.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
 {{- end }}
+
+{{/*
+The namespace the controller runs in: namespace.name (seed 002's default scaling-system), else the release's.
+*/}}
+{{- define "resourcescalinggroup.namespace" -}}
+{{- default .Release.Namespace .Values.namespace.name -}}
+{{- end }}
