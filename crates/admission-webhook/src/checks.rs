@@ -115,6 +115,9 @@ impl Caches {
                     ));
                 }
                 for h in self.hpas.state() {
+                    if h.spec.scale_target_ref.name != target.name {
+                        continue;
+                    }
                     let (ns, n) = ns_name(&h.metadata);
                     existing.push((format!("HorizontalPodAutoscaler {ns}/{n}"), hpa_target(&h)));
                 }

@@ -5,11 +5,14 @@
 //!    `--concurrency` clients, each on its own keep-alive connection, for `--duration` after a warm-up. A mix of
 //!    four reviews (validate RSG, mutate RSG, validate ElasticScaler, validate Tidal). Reports latency
 //!    percentiles, throughput, and admissions per second per core of the webhook's own CPU time (from
-//!    `/proc/<pid>/stat`).
-//! 2. **Through the apiserver.** In a namespace of its own, `--samples` sequential server-side dry-run applies
-//!    of an RSG with no webhook, then with our Validating and MutatingWebhookConfigurations pointing at the
-//!    webhook (`clientConfig.url` on 127.0.0.1, scoped to that namespace); the difference of the percentiles is
-//!    the latency the webhook adds. The configurations and the namespace are deleted afterwards.
+//!    `/proc/<pid>/stat`). Twice: a closed loop (every client sends again at once: saturation throughput and
+//!    the per-core figure) and paced to `--paced-rate` requests/s in total (latency below saturation; on a
+//!    2-core machine shared with the load generator, a closed loop's latency is only queueing).
+//! 2. **Through the apiserver.** With our Validating and MutatingWebhookConfigurations pointing at the webhook
+//!    (`clientConfig.url` on 127.0.0.1) and scoped to one of two fresh namespaces, `--samples` sequential
+//!    server-side dry-run applies of an RSG alternate between the covered namespace and the other; the
+//!    difference of the percentiles is the latency the webhook adds. Configurations and namespaces are
+//!    deleted afterwards.
 //!
 //! Prints one JSON object on stdout.
 
@@ -44,6 +47,9 @@ struct Args {
     /// Warm-up seconds before measuring.
     #[arg(long, default_value_t = 3)]
     warmup: u64,
+    /// Total request rate of the paced latency run (100 clients sharing it), per second.
+    #[arg(long, default_value_t = 2000.0)]
+    paced_rate: f64,
     /// Dry-run applies per phase (webhook off / on) through the apiserver.
     #[arg(long, default_value_t = 400)]
     samples: usize,
@@ -126,6 +132,7 @@ fn bodies() -> Vec<(String, Vec<u8>)> {
 struct Server {
     child: Child,
     port: u16,
+    admin: u16,
     ca_pem: String,
     _dir: PathBuf,
 }
@@ -162,6 +169,7 @@ async fn start_server(bin: &PathBuf) -> Result<Server> {
     let server = Server {
         child,
         port,
+        admin,
         ca_pem: ca.cert,
         _dir: dir,
     };
@@ -189,11 +197,65 @@ fn tls_client(ca_pem: &str) -> Result<reqwest::Client> {
         .build()?)
 }
 
-async fn loopback(args: &Args, server: &Server) -> Result<Value> {
+/// `rate`: `None` is a closed loop (each client sends again as soon as it has an answer: saturation
+/// throughput); `Some(r)` paces the clients to `r` requests per second in total (latency below saturation).
+/// The webhook's own latency histogram (all kinds and operations summed): `le` bound → cumulative count.
+async fn server_histogram(server: &Server) -> Result<Vec<(f64, f64)>> {
+    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", server.admin))
+        .await?
+        .text()
+        .await?;
+    let mut buckets: std::collections::BTreeMap<u64, (f64, f64)> = Default::default();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("admission_webhook_request_duration_seconds_bucket{")
+        else {
+            continue;
+        };
+        let (labels, count) = rest.split_once("} ").context("bucket line")?;
+        let le = labels
+            .split("le=\"")
+            .nth(1)
+            .and_then(|v| v.split('"').next())
+            .context("le")?;
+        let le: f64 = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse()?
+        };
+        let e = buckets.entry(le.to_bits()).or_insert((le, 0.0));
+        e.1 += count.trim().parse::<f64>()?;
+    }
+    let mut v: Vec<(f64, f64)> = buckets.into_values().collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(v)
+}
+
+/// Upper bound (bucket `le`, ms) of quantile `q` of the observations between two histogram snapshots.
+fn bucket_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
+    let diff: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, n)| {
+            (
+                *le,
+                n - before
+                    .iter()
+                    .find(|(l, _)| l == le)
+                    .map_or(0.0, |(_, m)| *m),
+            )
+        })
+        .collect();
+    let total = diff.last().map_or(0.0, |(_, n)| *n);
+    diff.iter()
+        .find(|(_, n)| *n >= q * total)
+        .map_or(f64::NAN, |(le, _)| ms(le * 1e3))
+}
+
+async fn loopback(args: &Args, server: &Server, rate: Option<f64>) -> Result<Value> {
     let bodies = Arc::new(bodies());
     let warm_end = Instant::now() + Duration::from_secs(args.warmup);
     let end = warm_end + Duration::from_secs(args.duration);
     let mut tasks = Vec::new();
+    let concurrency = args.concurrency;
     for c in 0..args.concurrency {
         let client = tls_client(&server.ca_pem)?;
         let bodies = bodies.clone();
@@ -201,7 +263,16 @@ async fn loopback(args: &Args, server: &Server) -> Result<Value> {
         tasks.push(tokio::spawn(async move {
             let (mut lat, mut errors) = (Vec::new(), 0u64);
             let mut i = c;
+            // Paced: client c sends at start + (k + c/concurrency) * period.
+            let period = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
+            let first = Instant::now();
+            let mut k = 0u32;
             loop {
+                if let Some(p) = period {
+                    let at = first + p.mul_f64(f64::from(k) + c as f64 / concurrency as f64);
+                    k += 1;
+                    tokio::time::sleep_until(at.into()).await;
+                }
                 let now = Instant::now();
                 if now >= end {
                     break;
@@ -233,6 +304,7 @@ async fn loopback(args: &Args, server: &Server) -> Result<Value> {
         }));
     }
     tokio::time::sleep_until(warm_end.into()).await;
+    let hist0 = server_histogram(server).await?;
     let cpu0 = cpu_seconds(server.child.id())?;
     let self0 = cpu_seconds(std::process::id())?;
     let t0 = Instant::now();
@@ -246,9 +318,14 @@ async fn loopback(args: &Args, server: &Server) -> Result<Value> {
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(server.child.id())? - cpu0;
     let client_cpu = cpu_seconds(std::process::id())? - self0;
+    let hist1 = server_histogram(server).await?;
     lat.sort_by(f64::total_cmp);
     let n = lat.len() as f64;
     Ok(json!({
+        "load": match rate {
+            None => "closed loop: every client sends again as soon as it has an answer".to_string(),
+            Some(r) => format!("paced: {r} requests/s in total across the clients"),
+        },
         "concurrency": args.concurrency,
         "measured_seconds": ms(wall),
         "admissions": lat.len(),
@@ -262,6 +339,12 @@ async fn loopback(args: &Args, server: &Server) -> Result<Value> {
             "p99": ms(percentile(&lat, 99.0) * 1e3),
             "p99_9": ms(percentile(&lat, 99.9) * 1e3),
             "max": ms(lat.last().copied().unwrap_or(f64::NAN) * 1e3),
+        },
+        "server_side_latency_ms_upper_bound": {
+            "note": "the webhook's own request_duration_seconds histogram (body read to answer), bucket upper bounds",
+            "p50": bucket_quantile(&hist0, &hist1, 0.5),
+            "p99": bucket_quantile(&hist0, &hist1, 0.99),
+            "p99_9": bucket_quantile(&hist0, &hist1, 0.999),
         },
         "mix": ["validate RSG", "mutate RSG", "validate ElasticScaler", "validate Tidal"],
         "server_flags": "files TLS, cluster checks on (watch caches), SubjectAccessReviews on (cached 10 s)",
@@ -289,23 +372,16 @@ fn configs(port: u16, ca_pem: &str, label: &str, id: &str) -> (Value, Value) {
     )
 }
 
-async fn dry_run_latencies(
-    api: &Api<api_types::ResourceScalingGroup>,
-    samples: usize,
-) -> Result<Vec<f64>> {
-    let pp = PatchParams::apply("webhook-bench").dry_run();
-    let mut lat = Vec::with_capacity(samples);
-    for i in 0..samples + 20 {
-        let t = Instant::now();
-        api.patch("bench", &pp, &Patch::Apply(rsg("bench", false)))
-            .await
-            .context("dry-run apply")?;
-        if i >= 20 {
-            lat.push(t.elapsed().as_secs_f64());
-        }
-    }
-    lat.sort_by(f64::total_cmp);
-    Ok(lat)
+async fn dry_run(api: &Api<api_types::ResourceScalingGroup>) -> Result<f64> {
+    let t = Instant::now();
+    api.patch(
+        "bench",
+        &PatchParams::apply("webhook-bench").dry_run(),
+        &Patch::Apply(rsg("bench", false)),
+    )
+    .await
+    .context("dry-run apply")?;
+    Ok(t.elapsed().as_secs_f64())
 }
 
 async fn through_apiserver(args: &Args, server: &Server) -> Result<Value> {
@@ -313,25 +389,35 @@ async fn through_apiserver(args: &Args, server: &Server) -> Result<Value> {
         .await
         .context("a client from KUBECONFIG")?;
     let id = format!("{:x}", std::process::id());
-    let ns_name = format!("webhook-bench-{id}");
     let label = "pd-orchestrator.io/webhook-bench";
+    let (on_ns, off_ns) = (
+        format!("webhook-bench-on-{id}"),
+        format!("webhook-bench-off-{id}"),
+    );
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": ns_name, "labels": {label: id}}}))?;
-    namespaces.create(&PostParams::default(), &ns).await?;
+    for (n, labelled) in [(&on_ns, true), (&off_ns, false)] {
+        let labels = if labelled {
+            json!({label: id})
+        } else {
+            json!({})
+        };
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": n, "labels": labels}}))?;
+        namespaces.create(&PostParams::default(), &ns).await?;
+    }
     let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let mwcs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let name = format!("pdo-bench-webhook-{id}");
     let result = async {
-        let api: Api<api_types::ResourceScalingGroup> = Api::namespaced(client.clone(), &ns_name);
-        let off = dry_run_latencies(&api, args.samples).await?;
+        let on: Api<api_types::ResourceScalingGroup> = Api::namespaced(client.clone(), &on_ns);
+        let off: Api<api_types::ResourceScalingGroup> = Api::namespaced(client.clone(), &off_ns);
         let (v, m) = configs(server.port, &server.ca_pem, label, &id);
         vwcs.create(&PostParams::default(), &serde_json::from_value(v)?).await?;
         mwcs.create(&PostParams::default(), &serde_json::from_value(m)?).await?;
         // Active once an invalid object is denied with our message.
         let start = Instant::now();
         loop {
-            let r = api
+            let r = on
                 .patch("bad", &PatchParams::apply("webhook-bench").dry_run(), &Patch::Apply(rsg("bad", true)))
                 .await;
             if matches!(&r, Err(kube::Error::Api(e)) if e.message.contains("is already used by targetResources[0]")) {
@@ -342,20 +428,38 @@ async fn through_apiserver(args: &Args, server: &Server) -> Result<Value> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let on = dry_run_latencies(&api, args.samples).await?;
+        // The same request alternately in a namespace the webhook covers and one it does not, so both
+        // phases see the same machine load; the first 20 pairs warm up.
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        for i in 0..args.samples + 20 {
+            let (a, b) = if i % 2 == 0 {
+                (dry_run(&on).await?, dry_run(&off).await?)
+            } else {
+                let b = dry_run(&off).await?;
+                (dry_run(&on).await?, b)
+            };
+            if i >= 20 {
+                with.push(a);
+                without.push(b);
+            }
+        }
+        with.sort_by(f64::total_cmp);
+        without.sort_by(f64::total_cmp);
         let p = |l: &[f64], q: f64| ms(percentile(l, q) * 1e3);
         Ok::<_, anyhow::Error>(json!({
             "samples_per_phase": args.samples,
-            "request": "server-side apply of a ResourceScalingGroup with dryRun=All, sequential",
-            "webhook_off_ms": {"p50": p(&off, 50.0), "p99": p(&off, 99.0)},
-            "webhook_on_ms": {"p50": p(&on, 50.0), "p99": p(&on, 99.0)},
-            "added_ms": {"p50": ms(p(&on, 50.0) - p(&off, 50.0)), "p99": ms(p(&on, 99.0) - p(&off, 99.0))},
+            "request": "server-side apply of a ResourceScalingGroup with dryRun=All, sequential, alternating between a namespace the webhooks cover and one they do not",
+            "webhook_off_ms": {"p50": p(&without, 50.0), "p99": p(&without, 99.0)},
+            "webhook_on_ms": {"p50": p(&with, 50.0), "p99": p(&with, 99.0)},
+            "added_ms": {"p50": ms(p(&with, 50.0) - p(&without, 50.0)), "p99": ms(p(&with, 99.0) - p(&without, 99.0))},
         }))
     }
     .await;
     let _ = vwcs.delete(&name, &DeleteParams::default()).await;
     let _ = mwcs.delete(&name, &DeleteParams::default()).await;
-    let _ = namespaces.delete(&ns_name, &DeleteParams::default()).await;
+    for n in [&on_ns, &off_ns] {
+        let _ = namespaces.delete(n, &DeleteParams::default()).await;
+    }
     result
 }
 
@@ -363,8 +467,10 @@ async fn through_apiserver(args: &Args, server: &Server) -> Result<Value> {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let server = start_server(&args.webhook_bin).await?;
-    let loop_result = loopback(&args, &server).await?;
-    eprintln!("loopback: {loop_result}");
+    let saturated = loopback(&args, &server, None).await?;
+    eprintln!("loopback, closed loop: {saturated}");
+    let paced = loopback(&args, &server, Some(args.paced_rate)).await?;
+    eprintln!("loopback, paced: {paced}");
     let api_result = through_apiserver(&args, &server).await?;
     eprintln!("through the apiserver: {api_result}");
     let cores = std::thread::available_parallelism()
@@ -374,7 +480,8 @@ async fn main() -> Result<()> {
         "{}",
         serde_json::to_string_pretty(&json!({
             "machine_cores": cores,
-            "loopback_tls": loop_result,
+            "loopback_tls_saturated": saturated,
+            "loopback_tls_paced": paced,
             "apiserver_dry_run": api_result,
         }))?
     );

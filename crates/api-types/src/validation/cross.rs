@@ -85,10 +85,19 @@ pub fn rsg_conflicts<'a>(
             if (o_ns == namespace && o_name == name) || o.spec.scaling_strategy.type_ != strategy {
                 continue;
             }
-            if rsg_workloads(o_ns, &o.spec)
-                .iter()
-                .any(|x| x.same_workload(w))
-            {
+            // Compared field by field, without allocating: this runs for every RSG in the cluster on each
+            // admission.
+            let manages = o.spec.target_resources.iter().any(|t| {
+                let r = &t.resource_ref;
+                r.name == w.name
+                    && r.kind == w.kind
+                    && r.namespace.as_deref().unwrap_or(o_ns) == w.namespace
+                    && {
+                        let g = r.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+                        g.is_empty() || w.group.is_empty() || g == w.group
+                    }
+            });
+            if manages {
                 errs.push(FieldError::new(
                     format!("spec.targetResources[{i}].resourceRef"),
                     format!(
