@@ -18,7 +18,7 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 /// Starts `bin` with `ADMIN_ADDR` on a free loopback port, asserts `/healthz` and `/readyz` answer 200 and
-/// `/metrics` has `<metrics_prefix>_build_info`, then sends SIGTERM and asserts a clean exit within 10 s.
+/// `/metrics` has `<metrics_prefix>_build_info`, then sends SIGTERM and asserts a clean exit within 20 s (the log is printed if not).
 pub fn assert_serves_and_stops(bin: &str, metrics_prefix: &str) {
     assert_serves_and_stops_with(bin, metrics_prefix, &[]);
 }
@@ -30,11 +30,19 @@ pub fn assert_serves_and_stops_with(bin: &str, metrics_prefix: &str, envs: &[(&s
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
+    // Logs go to a file whose tail a failure prints.
+    let log_path = std::env::temp_dir().join(format!("lifecycle-{port}.log"));
+    let log = std::fs::File::create(&log_path).expect("creating the lifecycle log");
+    let tail = || {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    };
     let mut child = Command::new(bin)
         .env("ADMIN_ADDR", format!("127.0.0.1:{port}"))
         .env("LOG_FORMAT", "json")
         .envs(envs.iter().copied())
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(log))
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
@@ -69,7 +77,7 @@ pub fn assert_serves_and_stops_with(bin: &str, metrics_prefix: &str, envs: &[(&s
         .status()
         .expect("kill");
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(exit) = child.try_wait().expect("try_wait") {
             assert!(exit.success(), "{bin} exited with {exit} after SIGTERM");
@@ -77,7 +85,10 @@ pub fn assert_serves_and_stops_with(bin: &str, metrics_prefix: &str, envs: &[(&s
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("{bin} did not exit within 10 s of SIGTERM");
+            panic!(
+                "{bin} did not exit within 20 s of SIGTERM; its log:\n{}",
+                tail()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }

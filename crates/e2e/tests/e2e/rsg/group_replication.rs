@@ -388,3 +388,59 @@ spec:
         Some("rsg.io/name=g")
     );
 }
+
+/// Seed 002's GroupReplication example (examples/seeds/002-group-replication.yaml) over the demo's fake
+/// inference Deployments `llm-prefill` and `llm-decode`: the documented clone and Service names appear.
+#[tokio::test]
+async fn rsg_seed_group_replication_example() {
+    let rig = Rig::new("rsg-seed").await;
+    let demo = std::fs::read_to_string(test_kit::repo_root().join("examples/demo/inference.yaml"))
+        .unwrap();
+    let workloads: Vec<&str> = demo
+        .split("\n---")
+        .filter(|doc| !doc.contains("kind: ResourceScalingGroup"))
+        .collect();
+    rig.apply(&workloads.join("\n---")).await;
+    let seed = std::fs::read_to_string(
+        test_kit::repo_root().join("examples/seeds/002-group-replication.yaml"),
+    )
+    .unwrap();
+    rig.apply(&seed).await;
+    rig.wait_ready("llm-prefill-decode-group", 2).await;
+    rig.wait_clones(
+        "deployments",
+        "llm-prefill-decode-group",
+        &[
+            "prefill-decode-llm-prefill-1",
+            "prefill-decode-llm-decode-1",
+        ],
+    )
+    .await;
+    rig.wait_clones(
+        "services",
+        "llm-prefill-decode-group",
+        &[
+            "llm-prefill-prefill-decode-1",
+            "llm-decode-prefill-decode-1",
+        ],
+    )
+    .await;
+    let cm = rig
+        .kubectl(&[
+            "get",
+            "configmap",
+            "llm-prefill-decode-group-replica-config",
+            "-o",
+            "jsonpath={.data}",
+        ])
+        .await;
+    assert_eq!(cm, r#"{"decode":"2","prefill":"1"}"#);
+    let snaps = rig
+        .kubectl(&["get", "controllerrevision", "-o", "name"])
+        .await;
+    assert_eq!(
+        snaps.matches("llm-prefill-decode-group").count(),
+        2,
+        "{snaps}"
+    );
+}

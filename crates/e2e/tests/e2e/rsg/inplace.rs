@@ -23,23 +23,12 @@ spec:
     )
 }
 
-const RSG: &str = r#"
-apiVersion: autoscaling.openfuyao.com/v1alpha1
-kind: ResourceScalingGroup
-metadata: {name: leader-follower-rsg}
-spec:
-  targetResources:
-  - {name: scheduler, resourceRef: {apiVersion: apps/v1, kind: Deployment, name: scheduler}}
-  - {name: worker, resourceRef: {apiVersion: apps/v1, kind: Deployment, name: worker}}
-  - {name: sidecar, resourceRef: {apiVersion: apps/v1, kind: Deployment, name: sidecar}}
-  scalingStrategy:
-    type: InplaceScaling
-    leaderFollowerConfig:
-      leader: {resourceName: scheduler, replicas: 3}
-      follower:
-      - {resourceName: worker, followRatio: 2}
-      - {resourceName: sidecar, followRatio: 1}
-"#;
+/// Seed 002's InplaceScaling example as the user would apply it (examples/seeds keeps it, corrected only
+/// where a real cluster rejects it).
+fn seed_rsg() -> String {
+    std::fs::read_to_string(test_kit::repo_root().join("examples/seeds/002-inplace-scaling.yaml"))
+        .expect("examples/seeds/002-inplace-scaling.yaml")
+}
 
 async fn wait_replicas(rig: &Rig, want: [(&str, i32); 3]) {
     let what = format!("replicas {want:?}");
@@ -61,7 +50,7 @@ async fn rsg_inplace_scaling_followers_follow_the_leader() {
         .map(deployment)
         .join("\n");
     rig.apply(&all).await;
-    rig.apply(RSG).await;
+    rig.apply(&seed_rsg()).await;
     wait_replicas(&rig, [("scheduler", 3), ("worker", 6), ("sidecar", 3)]).await;
     let r = rig.wait_ready("leader-follower-rsg", 3).await;
     assert_eq!(r.status.unwrap().last_desired_replicas, Some(3));
