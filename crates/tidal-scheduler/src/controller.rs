@@ -2,8 +2,8 @@
 //!
 //! One kube-runtime `Controller` watches Tidals. Each reconcile computes the [`Plan`](crate::plan::Plan)
 //! at the current wall-clock time, applies the active rule if it was not applied yet (through the
-//! target's `/scale`, or only `status.desiredReplicas` for a linked ElasticScaler), writes status with
-//! server-side apply, and returns `requeue(next firing − now)`: the controller sleeps until exactly the
+//! target's `/scale`, or only `status.desiredReplicas` for a linked ElasticScaler), writes status (a merge
+//! patch), and returns `requeue(next firing − now)`: the controller sleeps until exactly the
 //! next firing, with no polling. Wall-clock steps are caught by [`crate::clock`], which re-runs every
 //! reconcile when the wall clock and the monotonic clock disagree.
 
@@ -29,6 +29,18 @@ use crate::target::{Scaler, TargetError};
 
 /// Field manager of the status writes.
 pub const MANAGER: &str = "tidal-scheduler";
+
+/// Every field of `TidalStatus`, nulled in the merge patch when absent.
+const STATUS_FIELDS: [&str; 8] = [
+    "activeRule",
+    "activeRuleEffectiveTime",
+    "conditions",
+    "desiredReplicas",
+    "lastTriggerRule",
+    "lastTriggerTime",
+    "nextTriggerRule",
+    "nextTriggerTime",
+];
 
 /// Settings from the flags.
 #[derive(Clone, Debug)]
@@ -159,15 +171,21 @@ async fn write_status(ctx: &Ctx, t: &Tidal, mut status: TidalStatus) -> Result<b
     }
     let ns = t.namespace().unwrap_or_default();
     let api: Api<Tidal> = Api::namespaced(ctx.client.clone(), &ns);
-    let body = serde_json::json!({
-        "apiVersion": "tidal.io/v1alpha1",
-        "kind": "Tidal",
-        "status": status,
-    });
+    // A JSON merge patch of the whole status, absent fields as explicit nulls: cheaper for the API server
+    // than server-side apply on an object of up to 100 rules, which matters when 1,000 Tidals fire at once.
+    let mut body = serde_json::to_value(&status).unwrap_or_default();
+    if let Some(m) = body.as_object_mut() {
+        for key in STATUS_FIELDS {
+            m.entry(key).or_insert(serde_json::Value::Null);
+        }
+    }
     api.patch_status(
         &t.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&body),
+        &PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..PatchParams::default()
+        },
+        &Patch::Merge(serde_json::json!({ "status": body })),
     )
     .await
     .map_err(|e| Error::Status(format!("{ns}/{}", t.name_any()), e))?;
