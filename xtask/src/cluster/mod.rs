@@ -56,6 +56,16 @@ pub fn run(cmd: ClusterCmd) -> Result<()> {
     }
 }
 
+/// Starts `cmd` as a cluster process: logged under `logs/<name>.log`, its PID recorded, stopped by `down`.
+pub fn start_process(dir: &std::path::Path, name: &str, cmd: &mut Command) -> Result<u32> {
+    procs::Procs::new(dir).start(name, cmd)
+}
+
+/// The recorded cluster processes: name, PID, alive.
+pub fn procs_list(dir: &std::path::Path) -> Result<Vec<(String, u32, bool)>> {
+    procs::list(dir)
+}
+
 /// Addresses of the simulated network. Pod IPs come from `POD_CIDR` (allocated by sim-kubelet from
 /// 10.244.1.1 up) and live inside the namespace; `HOST_ADDR` is the host end of the veth pair.
 pub mod net {
