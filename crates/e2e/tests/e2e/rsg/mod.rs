@@ -6,6 +6,7 @@ mod crash;
 mod group_replication;
 mod inplace;
 mod lws_rbg;
+mod rbac;
 mod scale_down;
 
 use std::collections::BTreeMap;
