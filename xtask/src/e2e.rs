@@ -17,8 +17,13 @@ pub fn run(args: &[String]) -> Result<()> {
         c.up()?;
     }
     // The tests run the component binaries as local processes (test_kit::Process), from PDO_BIN_DIR.
-    run_cmd(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--quiet", "--workspace", "--bins"]))
-        .context("building the workspace binaries for e2e")?;
+    run_cmd(Command::new(env!("CARGO")).current_dir(root()).args([
+        "build",
+        "--quiet",
+        "--workspace",
+        "--bins",
+    ]))
+    .context("building the workspace binaries for e2e")?;
     let mut cmd = Command::new(env!("CARGO"));
     cmd.env("PDO_BIN_DIR", crate::util::target_dir().join("debug"));
     cmd.current_dir(root())

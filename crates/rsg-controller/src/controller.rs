@@ -223,6 +223,10 @@ async fn apply(rsg: &ResourceScalingGroup, state: &State) -> Result<Action, Erro
         }
     };
     write_status(rsg, &outcome, state).await?;
+    if let Some(after) = outcome.requeue {
+        // Seed 002's FAQ: "requeue for convergence" while current and desired differ.
+        tracing::info!(rsg = %name, reason = outcome.reason, after = ?after, "requeue for convergence");
+    }
     Ok(Action::requeue(
         outcome.requeue.unwrap_or(ctx.config.resync),
     ))

@@ -67,11 +67,17 @@ pub async fn reconcile(
     let mut summary = Vec::new();
     for f in lf.follower.iter().flatten() {
         let w = find(&f.resource_name)?;
-        let obj = ctx.get_workload(w).await?;
+        // Seed 002's FAQ tells users to look for these words.
+        let obj = ctx
+            .get_workload(w)
+            .await
+            .map_err(|e| prefixed(e, "follower resource not found"))?;
         let want = follower_replicas(effective, f.follow_ratio);
         let have = replicas(&obj).unwrap_or(1);
         if have != want {
-            ctx.set_replicas(w, want).await?;
+            ctx.set_replicas(w, want)
+                .await
+                .map_err(|e| prefixed(e, "patch follower replicas failed"))?;
             changes.push(format!("follower {} {have} → {want}", w.name));
         }
         summary.push(format!("{} {want} (×{})", w.name, f.follow_ratio));
@@ -93,6 +99,21 @@ pub async fn reconcile(
     o.current = Some(effective);
     o.last_desired = Some(lf.leader.replicas);
     Ok(o)
+}
+
+/// Puts `what` in front of a blocked outcome's message (and logs it), leaving other errors alone.
+fn prefixed(e: Error, what: &str) -> Error {
+    match e {
+        Error::Blocked(mut o) => {
+            tracing::warn!(message = %o.message, "{what}");
+            o.message = format!("{what}: {}", o.message);
+            Error::Blocked(o)
+        }
+        other => {
+            tracing::warn!(error = %other, "{what}");
+            other
+        }
+    }
 }
 
 #[cfg(test)]

@@ -118,7 +118,8 @@ fn is_ours(pid: u32, exe: &Path) -> bool {
     // process started (cargo replaced sim-kubelet) shows as "<path> (deleted)": still ours and alive.
     fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| {
         let e = e.to_string_lossy();
-        exe.as_os_str().is_empty() || e.strip_suffix(" (deleted)").unwrap_or(&e) == exe.to_string_lossy()
+        exe.as_os_str().is_empty()
+            || e.strip_suffix(" (deleted)").unwrap_or(&e) == exe.to_string_lossy()
     })
 }
 
