@@ -1,0 +1,12 @@
+//! Scaling decisions as pure functions (no cluster, no clock: time is passed in as seconds).
+//!
+//! - [`hpa`]: the Kubernetes HPA replica calculation, per metric, with its tolerance and its treatment of
+//!   missing and unready pods.
+//! - [`behavior`]: HPA `behavior`: stabilization windows (scale-down takes the max of the recommendations
+//!   in its window, scale-up the min) and Pods/Percent rate policies over periods, with `selectPolicy`.
+//!
+//! These are the first pieces of the ElasticScaler controller (issue 4); the reconcile that feeds them
+//! metrics and applies their result is not built yet.
+
+pub mod behavior;
+pub mod hpa;
