@@ -62,7 +62,8 @@ pub enum Typed {
 }
 
 /// Decodes `object` as `kind`. A failure is a denial whose message names the misspelt enum fields when
-/// it can (`guage` → "did you mean Gauge?"), else serde's message.
+/// it can (`guage` → "did you mean Gauge?", reason `invalid`), else carries serde's message (reason
+/// `undecodable`).
 pub fn decode(kind: Kind, object: &Value) -> Result<Typed, Decision> {
     let r = match kind {
         Kind::ElasticScaler => {
@@ -78,12 +79,15 @@ pub fn decode(kind: Kind, object: &Value) -> Result<Typed, Decision> {
             Kind::ResourceScalingGroup => rsg_enum_errors(object),
             Kind::Tidal => Vec::new(),
         };
-        let message = if precise.is_empty() {
-            format!("{} does not match its schema: {e}", kind.name())
+        if precise.is_empty() {
+            Decision::deny(
+                "undecodable",
+                400,
+                format!("{} does not match its schema: {e}", kind.name()),
+            )
         } else {
-            summarize(&precise)
-        };
-        Decision::deny("invalid", 400, message)
+            Decision::deny("invalid", 400, summarize(&precise))
+        }
     })
 }
 
@@ -134,6 +138,9 @@ pub fn mutate(kind: Kind, req: &AdmissionRequest) -> Decision {
         return Decision::allow();
     }
     match validate_pure(kind, req) {
+        // A type mismatch we cannot name precisely: admit unchanged and let the API server's schema
+        // validation, which runs next and names the field, reject it.
+        Err(d) if d.reason == "undecodable" => Decision::allow(),
         Err(d) => d,
         Ok((_, warnings)) => {
             let object = req.object.as_ref().unwrap_or(&Value::Null);
@@ -340,6 +347,19 @@ mod tests {
                 .contains("metric.type: \"guage\" is not valid: did you mean Gauge?"),
             "{d:?}"
         );
+        // A wrong type without a precise message is left to the schema (which names the field).
+        let wrong = rsg(json!({"type": "GroupReplication", "groupConfig": {"replicas": "two"}}));
+        let d = mutate(
+            Kind::ResourceScalingGroup,
+            &request(Kind::ResourceScalingGroup, "CREATE", wrong.clone()),
+        );
+        assert!(d.allowed && d.patch.is_empty(), "{d:?}");
+        let d = validate_pure(
+            Kind::ResourceScalingGroup,
+            &request(Kind::ResourceScalingGroup, "CREATE", wrong),
+        )
+        .unwrap_err();
+        assert!(d.message.unwrap().contains("does not match its schema"));
         let mut upd = request(Kind::ResourceScalingGroup, "UPDATE", obj.clone());
         upd.old_object = Some(obj);
         assert!(mutate(Kind::ResourceScalingGroup, &upd).allowed);

@@ -24,7 +24,8 @@ pub struct DecisionLabels {
     pub kind: &'static str,
     /// As in [`OpLabels`].
     pub operation: &'static str,
-    /// `allowed`, `patched`, `invalid`, `conflict`, `forbidden`, `error`, `bad_request`, `timeout`.
+    /// `allowed`, `patched`, `invalid`, `undecodable`, `conflict`, `forbidden`, `error`, `bad_request`,
+    /// `timeout`.
     pub reason: &'static str,
 }
 

@@ -396,6 +396,11 @@ async fn webhook_denies_each_documented_mistake_with_its_message() {
             ),
             "would not be a valid object name: shorten groupName or the workload name",
         ),
+        // A wrong type our webhook cannot name precisely is left to the schema, which names the field.
+        (
+            rsg("r", TWO, &group("").replace("replicas: 1", "replicas: two")),
+            "spec.scalingStrategy.groupConfig.replicas: Invalid value: \"string\"",
+        ),
         // ElasticScaler
         (
             scaler("s", "web", &metrics_trigger("HPA", CPU))
