@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Parser;
 use kube::runtime::events::{Recorder, Reporter};
-use pdo_runtime::leader::{Election, LeaderArgs, run_leader_elected};
-use pdo_runtime::{AdminArgs, AdminServer, LogArgs, Readiness, init_tracing, shutdown_token};
+use pdo_runtime::controller::{Controller, start_controller};
+use pdo_runtime::leader::{LeaderArgs, run_leader_elected};
+use pdo_runtime::{AdminArgs, LogArgs, init_tracing};
 use rsg_controller::context::{Config, Ctx};
 use rsg_controller::controller::{State, Written, run};
 use rsg_controller::metrics::Metrics;
@@ -51,8 +51,6 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(&args.log)?;
-    // One TLS crypto provider for the process (kube and reqwest), whatever features other crates enable.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let prometheus = match args.prometheus_url.as_deref().filter(|u| !u.is_empty()) {
         Some(url) => {
             anyhow::ensure!(
@@ -71,28 +69,12 @@ async fn main() -> anyhow::Result<()> {
             None
         }
     };
-    let client = kube::Client::try_default()
-        .await
-        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
-    let mut registry = prometheus_client::registry::Registry::with_prefix("rsg_controller");
-    let metrics = Metrics::register(&mut registry);
-    let build_info = prometheus_client::metrics::gauge::Gauge::<i64>::default();
-    build_info.set(1);
-    registry.register("build_info", "Always 1; the process is up", build_info);
-    let ready = Readiness::default();
-    let election = Election::new(
-        client.clone(),
-        &args.leader,
-        COMPONENT,
-        ready.clone(),
-        &mut registry,
-    )?;
-    let shutdown = shutdown_token()?;
-    let server =
-        AdminServer::spawn(args.admin.admin_addr, registry, ready, shutdown.clone()).await?;
+    let (process, metrics) =
+        start_controller(COMPONENT, &args.admin, &args.leader, Metrics::register).await?;
+    let client = process.client.clone();
     let reporter = Reporter {
         controller: COMPONENT.into(),
-        instance: std::env::var("POD_NAME").ok(),
+        instance: Some(process.identity.clone()),
     };
     let state = Arc::new(State {
         ctx: Ctx {
@@ -110,6 +92,12 @@ async fn main() -> anyhow::Result<()> {
     });
     tracing::info!(version = env!("CARGO_PKG_VERSION"), namespace = ?args.watch_namespace, "started");
     let ns = args.watch_namespace.clone();
+    let Controller {
+        election,
+        shutdown,
+        server,
+        ..
+    } = process;
     let result = run_leader_elected(election, shutdown.clone(), |token| async move {
         run(state, ns, token).await;
         Ok(())

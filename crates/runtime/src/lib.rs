@@ -12,6 +12,7 @@
 //! cache synced, certificate loaded); liveness is the admin server answering at all.
 
 mod admin;
+pub mod controller;
 pub mod leader;
 mod logging;
 mod shutdown;
@@ -36,7 +37,6 @@ pub struct SkeletonArgs {
 /// and their charts testable meanwhile.
 pub async fn run_skeleton(component: &'static str, about: &'static str) -> anyhow::Result<()> {
     use clap::{CommandFactory, FromArgMatches};
-    use prometheus_client::metrics::gauge::Gauge;
     let matches = SkeletonArgs::command()
         .name(component)
         .about(about)
@@ -45,9 +45,7 @@ pub async fn run_skeleton(component: &'static str, about: &'static str) -> anyho
     init_tracing(&args.log)?;
     let mut registry =
         prometheus_client::registry::Registry::with_prefix(component.replace('-', "_"));
-    let info: Gauge = Gauge::default();
-    info.set(1);
-    registry.register("build_info", "Always 1; the process is up", info);
+    controller::register_build_info(&mut registry);
     let shutdown = shutdown_token()?;
     let ready = Readiness::default();
     let server = AdminServer::spawn(

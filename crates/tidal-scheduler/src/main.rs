@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Parser;
 use kube::runtime::events::{Recorder, Reporter};
-use pdo_runtime::leader::{Election, LeaderArgs, run_leader_elected};
-use pdo_runtime::{AdminArgs, AdminServer, LogArgs, Readiness, init_tracing, shutdown_token};
+use pdo_runtime::controller::{Controller, start_controller};
+use pdo_runtime::leader::{LeaderArgs, run_leader_elected};
+use pdo_runtime::{AdminArgs, LogArgs, init_tracing};
 use tidal_scheduler::controller::{Config, Ctx, check_crd, run};
 use tidal_scheduler::metrics::Metrics;
 use tidal_scheduler::target::Scaler;
@@ -49,35 +49,17 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(&args.log)?;
-    // kube's rustls needs one process-wide crypto provider; the workspace builds rustls with ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     anyhow::ensure!(
         args.clock_check_seconds >= 0.1,
         "--clock-check-seconds / TIDAL_CLOCK_CHECK_SECONDS must be at least 0.1"
     );
-    let client = kube::Client::try_default()
-        .await
-        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
-    let mut registry = prometheus_client::registry::Registry::with_prefix("tidal_scheduler");
-    let metrics = Metrics::register(&mut registry);
-    let build_info = prometheus_client::metrics::gauge::Gauge::<i64>::default();
-    build_info.set(1);
-    registry.register("build_info", "Always 1; the process is up", build_info);
-    let ready = Readiness::default();
-    let election = Election::new(
-        client.clone(),
-        &args.leader,
-        COMPONENT,
-        ready.clone(),
-        &mut registry,
-    )?;
-    let shutdown = shutdown_token()?;
-    let server =
-        AdminServer::spawn(args.admin.admin_addr, registry, ready, shutdown.clone()).await?;
+    let (process, metrics) =
+        start_controller(COMPONENT, &args.admin, &args.leader, Metrics::register).await?;
+    let client = process.client.clone();
     check_crd(&client).await?;
     let reporter = Reporter {
         controller: COMPONENT.into(),
-        instance: Some(args.leader.identity()),
+        instance: Some(process.identity.clone()),
     };
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), reporter),
@@ -93,6 +75,12 @@ async fn main() -> anyhow::Result<()> {
     });
     tracing::info!(version = env!("CARGO_PKG_VERSION"), namespace = ?args.watch_namespace, "started");
     let period = Duration::from_secs_f64(args.clock_check_seconds);
+    let Controller {
+        election,
+        shutdown,
+        server,
+        ..
+    } = process;
     let result = run_leader_elected(election, shutdown.clone(), |token| async move {
         let jumps = tidal_scheduler::clock::jumps(
             period,
