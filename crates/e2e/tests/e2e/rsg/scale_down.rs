@@ -57,7 +57,14 @@ spec:
 
 /// Holds `n` streaming completions open on group `g`'s pods (through its cloned Service).
 async fn load(rig: &Rig, g: u32, n: usize) -> Vec<reqwest::Response> {
-    let svc = ServiceClient::new(rig.env.client.clone(), &rig.ns.name, &format!("llm-pd-{g}"));
+    let name = format!("llm-pd-{g}");
+    let svc = ServiceClient::new(rig.env.client.clone(), &rig.ns.name, &name);
+    // The EndpointSlice controller may list the group's pod a moment after the Deployment counts it ready.
+    let what = format!("Service {name} to have a ready endpoint");
+    wait_until(&what, Duration::from_secs(60), || async {
+        Ok::<_, anyhow::Error>((!svc.ready_endpoints(None).await?.is_empty()).then_some(()))
+    })
+    .await;
     let mut held = Vec::new();
     for _ in 0..n {
         let req = svc
