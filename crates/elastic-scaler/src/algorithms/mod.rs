@@ -5,6 +5,7 @@
 //! - [`kpa`]: Knative's KPA on totals across ready pods, with panic entry/hold/exit, rates, activation
 //!   scale, scale-to-zero grace and a conservative restart state.
 //! - [`apa`]: ratio to target with up/down tolerances and rates, able to scale from zero.
+//! - [`window`]: sliding windows of samples with staleness; [`pending`]: the pending-replica guard.
 //! - [`behavior`]: HPA `behavior`: stabilization windows (scale-down takes the max of the recommendations
 //!   in its window, scale-up the min) and Pods/Percent rate policies over periods, with `selectPolicy`.
 //!
@@ -15,3 +16,5 @@ pub mod apa;
 pub mod behavior;
 pub mod hpa;
 pub mod kpa;
+pub mod pending;
+pub mod window;
