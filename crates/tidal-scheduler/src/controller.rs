@@ -307,32 +307,14 @@ pub async fn reconcile(t: Arc<Tidal>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
     }
 
     // 4. Status.
-    status.conditions = match (&action, p.active) {
-        (Action::Nothing, _) | (_, None) => vec![
-            condition(
-                conditions::READY,
-                true,
-                reasons::NO_RULE_FIRED,
-                format!("no rule has fired yet; {next_msg}"),
-                generation,
-            ),
-            condition(
-                conditions::PROGRESSING,
-                false,
-                reasons::WAITING_FOR_NEXT_RULE,
-                next_msg.clone(),
-                generation,
-            ),
-            condition(
-                conditions::DEGRADED,
-                false,
-                reasons::RECONCILED,
-                String::new(),
-                generation,
-            ),
-        ],
-        (_, Some(_)) => {
-            let ready_msg = format!(
+    let (ready_reason, ready_msg) = match (&action, p.active) {
+        (Action::Nothing, _) | (_, None) => (
+            reasons::NO_RULE_FIRED,
+            format!("no rule has fired yet; {next_msg}"),
+        ),
+        (_, Some(_)) => (
+            reasons::RECONCILED,
+            format!(
                 "rule {} active since {}: {} replicas for {acted_on}",
                 status.active_rule.as_deref().unwrap_or_default(),
                 status
@@ -341,32 +323,26 @@ pub async fn reconcile(t: Arc<Tidal>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
                     .map(|t| t.0.to_string())
                     .unwrap_or_default(),
                 status.desired_replicas.unwrap_or_default()
-            );
-            vec![
-                condition(
-                    conditions::READY,
-                    true,
-                    reasons::RECONCILED,
-                    ready_msg,
-                    generation,
-                ),
-                condition(
-                    conditions::PROGRESSING,
-                    false,
-                    reasons::WAITING_FOR_NEXT_RULE,
-                    next_msg.clone(),
-                    generation,
-                ),
-                condition(
-                    conditions::DEGRADED,
-                    false,
-                    reasons::RECONCILED,
-                    String::new(),
-                    generation,
-                ),
-            ]
-        }
+            ),
+        ),
     };
+    status.conditions = vec![
+        condition(conditions::READY, true, ready_reason, ready_msg, generation),
+        condition(
+            conditions::PROGRESSING,
+            false,
+            reasons::WAITING_FOR_NEXT_RULE,
+            next_msg.clone(),
+            generation,
+        ),
+        condition(
+            conditions::DEGRADED,
+            false,
+            reasons::RECONCILED,
+            String::new(),
+            generation,
+        ),
+    ];
     write_status(&ctx, &t, status.clone()).await?;
 
     if applied && let Some(a) = p.active {
