@@ -66,6 +66,35 @@ impl Kubectl {
         }
     }
 
+    /// Waits until the CRD `name` reports `Established=True`. Polls instead of `kubectl wait`, which
+    /// fails outright ("accessor error: <nil>") when it looks before the CRD has any status.
+    pub async fn wait_crd_established(&self, name: &str) {
+        crate::wait_until(
+            &format!("CRD {name} to be Established"),
+            std::time::Duration::from_secs(60),
+            || async {
+                let out = self
+                    .run(
+                        &[
+                            "get",
+                            "crd",
+                            name,
+                            "-o",
+                            "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+                        ],
+                        None,
+                    )
+                    .await;
+                match (out.success, out.stdout.trim()) {
+                    (true, "True") => Ok(Some(())),
+                    (true, _) => Ok(None),
+                    (false, _) => Err(out.stderr),
+                }
+            },
+        )
+        .await
+    }
+
     /// Runs kubectl synchronously (for `Drop`); an error carries stderr.
     pub fn run_blocking(&self, args: &[&str]) -> Result<String, String> {
         let out = std::process::Command::new(&self.bin)

@@ -321,11 +321,21 @@ impl Cluster {
                 .arg(&crd_dir)
                 .arg("-o=name"),
         )?;
-        util::run(
-            self.kubectl()?
-                .args(["wait", "--for=condition=Established", "--timeout=60s", "-f"])
-                .arg(&crd_dir),
-        )?;
+        // `kubectl wait` fails at once ("accessor error: <nil>") if it looks before a new CRD has
+        // any status, so a failure is retried until the deadline.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let waited = util::run(
+                self.kubectl()?
+                    .args(["wait", "--for=condition=Established", "--timeout=60s", "-f"])
+                    .arg(&crd_dir),
+            );
+            match waited {
+                Ok(_) => break,
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
 
         p.start(
             "sim-kubelet",

@@ -72,18 +72,7 @@ async fn install_crds(env: &Env) {
         "leaderworkersets.leaderworkerset.x-k8s.io",
         "rolebasedgroups.workloads.x-k8s.io",
     ] {
-        env.kubectl
-            .run(
-                &[
-                    "wait",
-                    "--for=condition=Established",
-                    "--timeout=60s",
-                    &format!("crd/{crd}"),
-                ],
-                None,
-            )
-            .await
-            .ok();
+        env.kubectl.wait_crd_established(crd).await;
     }
 }
 
