@@ -193,6 +193,10 @@ pub enum MetricSourceType {
     ExternalServer,
     /// custom.metrics.k8s.io.
     Custom,
+    /// Extension: a PromQL query against Prometheus.
+    Prometheus,
+    /// Extension: a metric scraped from `/metrics` of every ready pod of the target.
+    Pods,
 }
 
 /// One metric; exactly the block named by `type` must be set.
@@ -214,6 +218,74 @@ pub struct MetricSpec {
     /// custom.metrics.k8s.io.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom: Option<NamedMetricSource>,
+    /// Extension: PromQL against Prometheus. Required when type is Prometheus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusMetricSource>,
+    /// Extension: scrape every ready pod's `/metrics`. Required when type is Pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<PodsMetricSource>,
+}
+
+/// How a Prometheus series is turned into one value.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PromMetricType {
+    /// `sum(<name>{<scope>})`.
+    #[default]
+    Gauge,
+    /// `sum(rate(<name>{<scope>}[<window>]))`.
+    Counter,
+    /// `histogram_quantile(<quantile>, sum by (le) (rate(<name>_bucket{<scope>}[<window>])))`.
+    Histogram,
+}
+
+/// Extension: a value read from Prometheus. Either `query` (used as written) or `metricsName` (the query is
+/// built from `metricType`, scoped to the target's ready pods by `namespace` and `pod` labels).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusMetricSource {
+    /// A PromQL expression that returns one number (a scalar or a one-element vector); wins over metricsName.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The metric name, e.g. `vllm:num_requests_waiting`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_name: Option<String>,
+    /// Gauge (default), Counter or Histogram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_type: Option<PromMetricType>,
+    /// rate() window for Counter and Histogram, e.g. `1m` (default `1m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// Quantile for Histogram, in (0, 1], as a string, e.g. `"0.95"` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantile: Option<String>,
+    /// Extra label matchers added to the built query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Prometheus base URL; default: the elastic-scaler's `--prometheus-url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_address: Option<String>,
+    /// The target: Value compares the whole value, AverageValue divides it among replicas.
+    pub target: MetricTarget,
+}
+
+/// Extension: a metric scraped from every ready pod of the target, in parallel under one deadline.
+/// Unready pods and pods whose scrape fails are excluded and counted, never read as 0.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodsMetricSource {
+    /// The metric name in the Prometheus text format, e.g. `vllm:num_requests_waiting`; series are summed.
+    pub metrics_name: String,
+    /// Container port to scrape; default: the pod's `prometheus.io/port` annotation, else 8000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    /// Path to scrape (default `/metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Only series with these labels are summed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// The target: AverageValue per pod (HPA's Pods metric), or Value for the total.
+    pub target: MetricTarget,
 }
 
 /// A resource metric (cpu, memory).
@@ -327,7 +399,76 @@ pub struct ElasticScalerStatus {
     /// When the target was last scaled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_time: Option<Time>,
-    /// When the scaler last reconciled.
+    /// When the status last changed. Extension note: not bumped by a reconcile that changed nothing, so
+    /// an idle scaler costs no API writes; `elastic_scaler_last_sync_timestamp_seconds` has every sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<Time>,
+    /// Extension: the algorithm that decided (lower-case registry name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    /// Extension: why the last decision is what it is (the algorithm's reason, then any guard that held it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Extension: the metrics seen by the last decision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub current_metrics: Vec<MetricStatus>,
+    /// Extension: recent scale changes, newest last (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub history: Vec<ScaleRecord>,
+    /// Extension: raw recommendations where they changed (time, replicas), for the stabilization window to
+    /// survive a restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub recommendations: Vec<RecommendationRecord>,
+    /// Extension: the KPA is in panic mode (a restarted controller resumes in panic at the current scale).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panicking: Option<bool>,
+}
+
+/// One metric as seen by the last decision.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricStatus {
+    /// `<type>/<name>`, e.g. `Pods/vllm:num_requests_waiting`.
+    pub name: String,
+    /// The value read (the total, or the per-pod average for per-pod sources), or absent if unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The target, as `<type>=<value>`.
+    pub target: String,
+    /// Pods whose value counted (per-pod sources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_pods: Option<i32>,
+    /// Pods excluded: not ready, or their scrape failed (per-pod sources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded_pods: Option<i32>,
+    /// Why the value is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A scale change.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleRecord {
+    /// When.
+    pub time: Time,
+    /// Replicas before.
+    pub from: i32,
+    /// Replicas after.
+    pub to: i32,
+    /// Why.
+    pub reason: String,
+}
+
+/// A raw recommendation that differed from the one before it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendationRecord {
+    /// Unix time in seconds when the recommendation started.
+    pub at: i64,
+    /// Replicas recommended.
+    pub replicas: i32,
 }

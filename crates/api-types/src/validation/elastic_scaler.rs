@@ -3,8 +3,8 @@
 
 use super::{FieldError, did_you_mean};
 use crate::elastic_scaler::{
-    ElasticScalerSpec, MetricSourceType, MetricSpec, MetricTarget, NamedMetricSource, TARGET_TYPES,
-    TriggerType,
+    ElasticScalerSpec, MetricSourceType, MetricSpec, MetricTarget, NamedMetricSource,
+    PodsMetricSource, PrometheusMetricSource, TARGET_TYPES, TriggerType,
 };
 
 /// Algorithms built into the elastic-scaler (names are case-insensitive; empty means APA).
@@ -136,6 +136,12 @@ fn validate_metric(path: &str, m: &MetricSpec, errs: &mut Vec<FieldError>) {
             m.external_server.is_some(),
         ),
         (MetricSourceType::Custom, "custom", m.custom.is_some()),
+        (
+            MetricSourceType::Prometheus,
+            "prometheus",
+            m.prometheus.is_some(),
+        ),
+        (MetricSourceType::Pods, "pods", m.pods.is_some()),
     ];
     for (ty, field, set) in blocks {
         if ty == m.type_ && !set {
@@ -170,6 +176,12 @@ fn validate_metric(path: &str, m: &MetricSpec, errs: &mut Vec<FieldError>) {
             validate_named(&format!("{path}.{field}"), field, s, errs);
         }
     }
+    if let Some(s) = &m.prometheus {
+        validate_prometheus(&format!("{path}.prometheus"), s, errs);
+    }
+    if let Some(s) = &m.pods {
+        validate_pods(&format!("{path}.pods"), s, errs);
+    }
     if let Some(s) = &m.external_server {
         if s.endpoint.trim().is_empty() {
             errs.push(FieldError::new(
@@ -184,6 +196,60 @@ fn validate_metric(path: &str, m: &MetricSpec, errs: &mut Vec<FieldError>) {
             ));
         }
     }
+}
+
+fn validate_prometheus(path: &str, s: &PrometheusMetricSource, errs: &mut Vec<FieldError>) {
+    let query = s.query.as_deref().map(str::trim).unwrap_or_default();
+    let name = s.metrics_name.as_deref().map(str::trim).unwrap_or_default();
+    if query.is_empty() && name.is_empty() {
+        errs.push(FieldError::new(
+            format!("{path}.metricsName"),
+            "set metricsName (the query is built for you) or query (PromQL used as written)",
+        ));
+    }
+    if let Some(w) = &s.window
+        && super::parse_duration(w).is_none()
+    {
+        errs.push(FieldError::new(
+            format!("{path}.window"),
+            format!("window {w:?} is not a Prometheus duration: use e.g. 30s, 1m or 5m"),
+        ));
+    }
+    if let Some(q) = &s.quantile
+        && !q.parse::<f64>().is_ok_and(|q| q > 0.0 && q <= 1.0)
+    {
+        errs.push(FieldError::new(
+            format!("{path}.quantile"),
+            format!("quantile {q:?} must be a number in (0, 1], e.g. \"0.95\""),
+        ));
+    }
+    validate_target(&format!("{path}.target"), &s.target, false, errs);
+}
+
+fn validate_pods(path: &str, s: &PodsMetricSource, errs: &mut Vec<FieldError>) {
+    if s.metrics_name.trim().is_empty() {
+        errs.push(FieldError::new(
+            format!("{path}.metricsName"),
+            "metricsName is required: the metric to read from each pod's /metrics",
+        ));
+    }
+    if let Some(p) = s.port
+        && !(1..=65535).contains(&p)
+    {
+        errs.push(FieldError::new(
+            format!("{path}.port"),
+            format!("port {p} is not a TCP port (1-65535)"),
+        ));
+    }
+    if let Some(p) = &s.path
+        && !p.starts_with('/')
+    {
+        errs.push(FieldError::new(
+            format!("{path}.path"),
+            format!("path {p:?} must start with /, e.g. /metrics"),
+        ));
+    }
+    validate_target(&format!("{path}.target"), &s.target, false, errs);
 }
 
 fn validate_named(path: &str, field: &str, s: &NamedMetricSource, errs: &mut Vec<FieldError>) {
@@ -396,5 +462,39 @@ spec:
             errs.iter()
                 .any(|e| e.field == "spec.trigger.metricsTrigger")
         );
+    }
+
+    #[test]
+    fn prometheus_and_pods_sources() {
+        let spec = parse(
+            r#"
+apiVersion: elasticscaler.io/v1alpha1
+kind: ElasticScaler
+metadata: {name: s}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: llm}
+  trigger:
+    type: MetricsTrigger
+    metricsTrigger:
+      metrics:
+      - type: Prometheus
+        prometheus: {metricType: Counter, window: 1 minute, quantile: "1.5", target: {type: AverageValue, averageValue: "5"}}
+      - type: Pods
+        pods: {metricsName: "vllm:num_requests_waiting", port: 70000, path: metrics, target: {type: Value}}
+"#,
+        );
+        let errs = validate_elastic_scaler(&spec);
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "spec.trigger.metricsTrigger.metrics[0].prometheus.metricsName",
+            "spec.trigger.metricsTrigger.metrics[0].prometheus.window",
+            "spec.trigger.metricsTrigger.metrics[0].prometheus.quantile",
+            "spec.trigger.metricsTrigger.metrics[1].pods.port",
+            "spec.trigger.metricsTrigger.metrics[1].pods.path",
+            "spec.trigger.metricsTrigger.metrics[1].pods.target.value",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {errs:?}");
+        }
+        assert_eq!(errs.len(), 6, "{errs:?}");
     }
 }

@@ -84,7 +84,26 @@ const ES_ENUMS: &[EnumField] = &[
     },
     EnumField {
         path: &["spec", "trigger", "metricsTrigger", "metrics", "[]", "type"],
-        allowed: &["Resource", "External", "ExternalServer", "Custom"],
+        allowed: &[
+            "Resource",
+            "External",
+            "ExternalServer",
+            "Custom",
+            "Prometheus",
+            "Pods",
+        ],
+    },
+    EnumField {
+        path: &[
+            "spec",
+            "trigger",
+            "metricsTrigger",
+            "metrics",
+            "[]",
+            "prometheus",
+            "metricType",
+        ],
+        allowed: &["Gauge", "Counter", "Histogram"],
     },
     EnumField {
         path: &[
