@@ -1,14 +1,18 @@
-//! The ElasticScaler controller's library. Today, the pure pieces of issue 4:
+//! The ElasticScaler controller's library.
 //!
-//! - [`algorithms`]: the scaling decisions (HPA with behavior, KPA, APA), sample windows and the
+//! - [`plugin`]: the `ScalingAlgorithm` and `ResourceHandler` plugin interfaces;
+//! - [`algorithms`]: the pure decisions (HPA with behavior, KPA, APA), sample windows and the
 //!   pending-replica guard;
+//! - [`builtin`]: the algorithms that ship (`hpa`, `kpa`, `apa`, `external`) as plugins;
+//! - [`engine`]: one scaler's decision pipeline (algorithm → guards → behavior → bounds), shared by the
+//!   controller and the simulator;
 //! - [`registry`]: the plugin registries;
 //! - [`trace`] and [`serving`]: the policy simulator's request traces, serving model and oracle.
-//!
-//! The reconcile, metric sources, resource handlers and the simulator's replay loop arrive with the rest of
-//! issue 4.
 
 pub mod algorithms;
+pub mod builtin;
+pub mod engine;
+pub mod plugin;
 pub mod registry;
 pub mod serving;
 pub mod trace;
