@@ -116,4 +116,20 @@ pub mod reasons {
     pub const GROUP0_SCALED: &str = "Group0Scaled";
     /// Event: InplaceScaling set the leader's or followers' replicas.
     pub const REPLICAS_SET: &str = "ReplicasSet";
+    /// ElasticScaler: the spec passed validation.
+    pub const VALID: &str = "Valid";
+    /// ElasticScaler: the algorithm recommended a count.
+    pub const CALCULATED: &str = "Calculated";
+    /// ElasticScaler: the algorithm failed (external service down, no metric inside its window); replicas held.
+    pub const ALGORITHM_FAILED: &str = "AlgorithmFailed";
+    /// ElasticScaler: some pods' metrics failed; they are excluded and scale-down is withheld.
+    pub const PARTIAL_METRICS: &str = "PartialMetrics";
+    /// ElasticScaler: the target is at the desired count and ready.
+    pub const STABLE: &str = "Stable";
+    /// Event: ElasticScaler changed the target's replicas.
+    pub const RESCALED: &str = "Rescaled";
+    /// ElasticScaler StateTrigger: no object carries the linking labels, or none publishes desiredReplicas.
+    pub const NO_LINKED_OBJECT: &str = "NoLinkedObject";
+    /// ElasticScaler: the trigger type is not handled by this version; the message says what to use.
+    pub const UNSUPPORTED_TRIGGER: &str = "UnsupportedTrigger";
 }

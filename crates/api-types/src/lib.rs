@@ -23,6 +23,7 @@
 // clippy reads them as one attribute's duplicates.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod conditions;
 pub mod crd;
 pub mod elastic_scaler;
 pub mod keys;

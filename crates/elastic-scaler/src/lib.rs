@@ -10,9 +10,15 @@
 //! - [`trace`] and [`serving`]: the policy simulator's request traces, serving model and oracle.
 
 pub mod algorithms;
+pub mod app;
 pub mod builtin;
+pub mod controller;
 pub mod engine;
+pub mod handlers;
+pub mod metrics;
 pub mod plugin;
 pub mod registry;
 pub mod serving;
+pub mod simulate;
+pub mod sources;
 pub mod trace;

@@ -1,13 +1,7 @@
-//! The ElasticScaler controller: metric sources, scaling algorithms, resource handlers.
-//!
-//! Skeleton: serves `/healthz`, `/readyz`, `/metrics` and exits cleanly on SIGTERM. The component's
-//! own issue fills in the rest.
+//! `elastic-scaler`: the ElasticScaler controller with the built-in algorithms and resource handlers,
+//! and `elastic-scaler simulate`, the policy simulator. See [`elastic_scaler::app`].
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    pdo_runtime::run_skeleton(
-        "elastic-scaler",
-        "The ElasticScaler controller: metric sources, scaling algorithms, resource handlers.",
-    )
-    .await
+    elastic_scaler::app::main_with(|_| Ok(())).await
 }

@@ -1,0 +1,723 @@
+//! The ElasticScaler reconciler. Every period, per scaler:
+//!
+//! 1. **validate** the spec, the algorithm name, its `algorithmConfig` and the behavior annotations
+//!    (the webhook's rules, applied again here for when the webhook is off) → `Validated`;
+//! 2. **read the target** through its resource handler → `Available`;
+//! 3. **decide**: MetricsTrigger reads every metric ([`crate::sources`]) and runs the scaler's
+//!    [`Decider`](crate::engine::Decider) → `MetricsCollected`, `ScalingCalculated`; StateTrigger follows
+//!    the `status.desiredReplicas` of the object linked by the `elasticscaler.io/name` and
+//!    `elasticscaler.io/namespace` labels (a Tidal), clamped to min/max;
+//! 4. **apply** a changed count through the handler, with an Event;
+//! 5. **status**: computed by [`status::next`], written (server-side apply) only if it changed.
+//!
+//! The per-scaler decision state lives in memory; after a restart it is rebuilt from status
+//! (recommendation change points, scale history, panic mode), see [`crate::engine`].
+
+mod state;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use api_types::elastic_scaler::{
+    MetricSourceType, MetricStatus, RecommendationRecord, ScaleRecord, TriggerType,
+};
+use api_types::keys::{labels, reasons};
+use api_types::{ElasticScaler, ElasticScalerStatus, Tidal};
+use futures::StreamExt;
+use futures::future::join_all;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::Decision;
+use crate::handlers::Handlers;
+use crate::metrics::{DecisionLabels, Metrics};
+use crate::plugin::{Context, HandlerError, Observation, Reading, SharedFactory, TargetRef};
+use crate::registry::Registry;
+use crate::sources::{Sources, TargetPods};
+use state::{ScalerState, States};
+use status::{Failure, Outcome};
+
+/// Field manager of status writes.
+pub const MANAGER: &str = "elastic-scaler";
+
+/// Settings from the flags.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The decision period.
+    pub period: Duration,
+    /// Delay before retrying after a failed reconcile.
+    pub retry: Duration,
+    /// Scalers reconciled at once.
+    pub concurrency: u16,
+    /// Watch only this namespace.
+    pub namespace: Option<String>,
+    /// Let `targetRef.namespace` differ from the scaler's namespace.
+    pub allow_cross_namespace: bool,
+}
+
+/// Everything a reconcile needs.
+pub struct Ctx {
+    /// API client.
+    pub client: kube::Client,
+    /// Metric sources.
+    pub sources: Sources,
+    /// Resource handlers.
+    pub handlers: Handlers,
+    /// Scaling algorithms.
+    pub algorithms: Registry<SharedFactory>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Settings.
+    pub config: Config,
+    /// Per-scaler decision state.
+    states: States,
+}
+
+impl Ctx {
+    /// A context; decision state starts empty (rebuilt from status).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: kube::Client,
+        sources: Sources,
+        handlers: Handlers,
+        algorithms: Registry<SharedFactory>,
+        recorder: Recorder,
+        metrics: Metrics,
+        config: Config,
+    ) -> Self {
+        Ctx {
+            client,
+            sources,
+            handlers,
+            algorithms,
+            recorder,
+            metrics,
+            config,
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// A reconcile failure (retried after `Config::retry`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Writing status failed.
+    #[error("writing status of ElasticScaler {0}: {1}")]
+    Status(String, #[source] kube::Error),
+}
+
+fn now() -> (f64, Time) {
+    let ts = Timestamp::now();
+    (ts.as_millisecond() as f64 / 1000.0, Time(ts))
+}
+
+fn target_ref(es: &ElasticScaler) -> Result<TargetRef, String> {
+    let t = &es.spec.target_ref;
+    let kind = t.kind.clone().unwrap_or_default();
+    let api_version = match (t.api_version.as_deref(), kind.as_str()) {
+        (Some(v), _) if !v.is_empty() => v.to_string(),
+        (_, "Deployment" | "StatefulSet") => "apps/v1".to_string(),
+        _ => {
+            return Err(format!(
+                "spec.targetRef.apiVersion is required for kind {kind:?}: e.g. apps/v1 or autoscaling.openfuyao.com/v1alpha1"
+            ));
+        }
+    };
+    Ok(TargetRef {
+        api_version,
+        kind,
+        namespace: t
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| es.namespace().unwrap_or_default()),
+        name: t.name.clone().unwrap_or_default(),
+    })
+}
+
+fn handler_failure(e: &HandlerError) -> Failure {
+    let reason = match e {
+        HandlerError::NotFound(_) => reasons::TARGET_NOT_FOUND,
+        HandlerError::NotScalable(_) => reasons::TARGET_NOT_SCALABLE,
+        HandlerError::Failed(m) if m.contains("forbidden") => reasons::FORBIDDEN,
+        HandlerError::Failed(_) => reasons::SCALE_FAILED,
+    };
+    Failure::new(reason, e.to_string())
+}
+
+/// Validates everything the scaler needs and prepares its decision state. Err: Validated=False.
+fn prepare(
+    es: &ElasticScaler,
+    ctx: &Ctx,
+    st: &mut ScalerState,
+    now: f64,
+) -> Result<TargetRef, String> {
+    let mut errs: Vec<String> = api_types::validation::validate_elastic_scaler(&es.spec)
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect();
+    let target = target_ref(es).map_err(|e| errs.push(e.clone())).ok();
+    if let Some(t) = &target
+        && !ctx.config.allow_cross_namespace
+        && Some(t.namespace.as_str()) != es.namespace().as_deref()
+    {
+        errs.push(format!(
+            "spec.targetRef.namespace {:?} differs from the ElasticScaler's namespace: cross-namespace targets are disabled (--allow-cross-namespace-targets)",
+            t.namespace
+        ));
+    }
+    if let (Some(mt), TriggerType::MetricsTrigger) =
+        (&es.spec.trigger.metrics_trigger, es.spec.trigger.type_)
+        && errs.is_empty()
+    {
+        let name = mt.algorithm();
+        match ctx.algorithms.get(&name) {
+            Err(e) => errs.push(format!("spec.trigger.metricsTrigger.scalingAlgorithm: {e}")),
+            Ok(factory) => {
+                if let Err(e) = st.prepare(es, &name, factory.as_ref(), now) {
+                    errs.extend(e);
+                }
+            }
+        }
+    }
+    match (errs.is_empty(), target) {
+        (true, Some(t)) => Ok(t),
+        _ => Err(errs.join("; ")),
+    }
+}
+
+fn metric_status(o: &Observation, detail: Option<&String>) -> MetricStatus {
+    let (value, ready_pods, excluded_pods, error) = match &o.reading {
+        Reading::PerPod(p) => (
+            Some(p.ready.iter().sum::<f64>() / p.ready.len().max(1) as f64),
+            Some(p.ready.len() as i32),
+            Some((p.missing + p.unready) as i32),
+            detail.cloned(),
+        ),
+        Reading::Total(v) => (Some(*v), None, None, None),
+        Reading::Missing(e) => (None, None, None, Some(e.clone())),
+    };
+    MetricStatus {
+        name: o.name.clone(),
+        value: value.map(|v| format!("{}", (v * 1000.0).round() / 1000.0)),
+        target: o.target.describe(),
+        ready_pods,
+        excluded_pods,
+        error,
+    }
+}
+
+fn needs_pods(es: &ElasticScaler) -> bool {
+    es.spec
+        .trigger
+        .metrics_trigger
+        .iter()
+        .flat_map(|m| &m.metrics)
+        .any(|m| match m.type_ {
+            MetricSourceType::Pods | MetricSourceType::Resource | MetricSourceType::Custom => true,
+            MetricSourceType::Prometheus => m
+                .prometheus
+                .as_ref()
+                .is_some_and(|p| p.query.as_deref().is_none_or(|q| q.trim().is_empty())),
+            MetricSourceType::External | MetricSourceType::ExternalServer => false,
+        })
+}
+
+/// Reads the metrics and decides (MetricsTrigger).
+async fn decide_on_metrics(
+    es: &ElasticScaler,
+    ctx: &Ctx,
+    st: &mut ScalerState,
+    target: &TargetRef,
+    scale: &crate::plugin::Scale,
+    now: f64,
+    o: &mut Outcome,
+) -> Option<Decision> {
+    let mt = es.spec.trigger.metrics_trigger.as_ref()?;
+    let pods: Option<TargetPods> = if needs_pods(es) {
+        match &scale.selector {
+            Some(sel) => match ctx.sources.pods(&target.namespace, sel).await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    ctx.metrics.error("pods");
+                    tracing::warn!(error = %e, %target, "listing the target's pods failed");
+                    None
+                }
+            },
+            None => None,
+        }
+    } else {
+        None
+    };
+    let read = join_all(
+        mt.metrics
+            .iter()
+            .map(|m| ctx.sources.read(&target.namespace, m, pods.as_ref())),
+    )
+    .await;
+    let mut problems = Vec::new();
+    let mut partial_only = true;
+    let observations: Vec<Observation> = read
+        .iter()
+        .map(|(obs, detail)| {
+            if let Reading::Missing(e) = &obs.reading {
+                ctx.metrics
+                    .error(obs.name.split('/').next().unwrap_or("metric"));
+                problems.push(format!("{}: {e}", obs.name));
+                partial_only = false;
+            } else if let Some(d) = detail {
+                problems.push(format!("{}: {d}", obs.name));
+            }
+            obs.clone()
+        })
+        .collect();
+    o.metrics = read
+        .iter()
+        .map(|(obs, d)| metric_status(obs, d.as_ref()))
+        .collect();
+    if !problems.is_empty() {
+        let reason = if partial_only {
+            reasons::PARTIAL_METRICS
+        } else {
+            reasons::METRICS_UNAVAILABLE
+        };
+        o.metrics_problem = Some(Failure::new(
+            reason,
+            format!(
+                "{}; scale-down is withheld until every value is back",
+                problems.join("; ")
+            ),
+        ));
+    }
+    let decider = st.decider.as_mut()?;
+    let name = es.name_any();
+    let namespace = es.namespace().unwrap_or_default();
+    let c = Context {
+        namespace: &namespace,
+        name: &name,
+        now,
+        current: scale.replicas,
+        ready: scale.ready,
+        min: es.spec.min_replicas,
+        max: es.spec.max_replicas,
+        metrics: &observations,
+    };
+    let d = decider.decide(&c).await;
+    o.records = Some(
+        decider
+            .records()
+            .iter()
+            .map(|(at, replicas)| RecommendationRecord {
+                at: *at,
+                replicas: *replicas,
+            })
+            .collect(),
+    );
+    o.panicking = Some(d.panicking);
+    o.calculation = Some(match &d.error {
+        Some(e) => {
+            ctx.metrics.error("algorithm");
+            Err(Failure::new(
+                reasons::ALGORITHM_FAILED,
+                format!("{e}; replicas held at {}", scale.replicas),
+            ))
+        }
+        None => Ok(d.explain()),
+    });
+    Some(d)
+}
+
+/// The linked object's desired count (StateTrigger).
+async fn decide_on_state(es: &ElasticScaler, ctx: &Ctx) -> Result<(i32, String), Failure> {
+    let name = es.name_any();
+    let ns = es.namespace().unwrap_or_default();
+    let selector = format!("{}={name},{}={ns}", labels::ES_NAME, labels::ES_NAMESPACE);
+    let api: Api<Tidal> = Api::all(ctx.client.clone());
+    let list = api
+        .list(&ListParams::default().labels(&selector).match_any())
+        .await
+        .map_err(|e| {
+            Failure::new(
+                reasons::NO_LINKED_OBJECT,
+                format!("listing Tidals labelled {selector}: {e}"),
+            )
+        })?;
+    let linked: Vec<&Tidal> = list.items.iter().collect();
+    match linked.as_slice() {
+        [] => Err(Failure::new(
+            reasons::NO_LINKED_OBJECT,
+            format!(
+                "no Tidal is labelled {selector}: label the Tidal that should drive this scaler"
+            ),
+        )),
+        [t] => match t.status.as_ref().and_then(|s| s.desired_replicas) {
+            Some(d) => {
+                let clamped = d.clamp(
+                    es.spec.min_replicas,
+                    es.spec.max_replicas.max(es.spec.min_replicas),
+                );
+                let rule = t
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.active_rule.clone())
+                    .unwrap_or_default();
+                let mut reason = format!(
+                    "StateTrigger: Tidal {}/{} rule {rule:?} wants {d}",
+                    t.namespace().unwrap_or_default(),
+                    t.name_any()
+                );
+                if clamped != d {
+                    reason.push_str(&format!(
+                        "; bounded by minReplicas/maxReplicas to {clamped}"
+                    ));
+                }
+                Ok((clamped, reason))
+            }
+            None => Err(Failure::new(
+                reasons::NO_LINKED_OBJECT,
+                format!(
+                    "Tidal {}/{} has not published status.desiredReplicas yet (no rule has fired)",
+                    t.namespace().unwrap_or_default(),
+                    t.name_any()
+                ),
+            )),
+        },
+        many => Err(Failure::new(
+            reasons::NO_LINKED_OBJECT,
+            format!(
+                "{} Tidals are labelled {selector} ({}): keep exactly one",
+                many.len(),
+                many.iter()
+                    .map(|t| format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+async fn publish(
+    ctx: &Ctx,
+    es: &ElasticScaler,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &es.object_ref(&())).await {
+        tracing::debug!(error = %e, "publishing an event failed");
+    }
+}
+
+/// One reconcile of one ElasticScaler.
+pub async fn reconcile(es: Arc<ElasticScaler>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let started = Instant::now();
+    ctx.metrics.reconciles.inc();
+    let key = ObjectRef::from_obj(es.as_ref());
+    let mut st = state::take(&ctx.states, &key);
+    let inputs = spec_or_annotations(&es);
+    if es.spec.trigger.type_ == TriggerType::MetricsTrigger
+        && let Some(wait) = st.not_due(inputs)
+    {
+        // Woken by our own status write (or another status-only change): the next period is not due.
+        state::put(&ctx.states, key, st);
+        return Ok(Action::requeue(wait));
+    }
+    let result = run_once(&es, &ctx, &mut st).await;
+    let next = ctx
+        .config
+        .period
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(100));
+    let wait = match result {
+        Ok(true) => ctx.config.retry.min(next),
+        _ => next,
+    };
+    st.due(inputs, wait);
+    state::put(&ctx.states, key, st);
+    ctx.metrics.scalers.set(state::len(&ctx.states) as i64);
+    ctx.metrics
+        .reconcile_seconds
+        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics.last_sync.set(now().0);
+    result.map(|_| Action::requeue(wait))
+}
+
+/// Returns whether to retry sooner than the period.
+async fn run_once(es: &ElasticScaler, ctx: &Ctx, st: &mut ScalerState) -> Result<bool, Error> {
+    let (now_s, now_t) = now();
+    let old = st.freshest(es);
+    let mut o = Outcome::default();
+    let mut retry = false;
+    let target = match prepare(es, ctx, st, now_s) {
+        Ok(t) => Some(t),
+        Err(msg) => {
+            ctx.metrics.error("invalid");
+            let was_invalid = api_types::conditions::find(
+                &old.conditions,
+                api_types::keys::conditions::VALIDATED,
+            )
+            .is_some_and(|c| c.status == "False" && c.message == msg);
+            if !was_invalid {
+                publish(
+                    ctx,
+                    es,
+                    EventType::Warning,
+                    reasons::INVALID_SPEC,
+                    "Validate",
+                    msg.clone(),
+                )
+                .await;
+            }
+            o.invalid = Some(Failure::new(reasons::INVALID_SPEC, msg));
+            None
+        }
+    };
+    if let Some(target) = &target {
+        let handler = ctx.handlers.for_target(target);
+        match handler.get(target).await {
+            Err(e) => {
+                ctx.metrics.error("target");
+                let f = handler_failure(&e);
+                let already = api_types::conditions::find(
+                    &old.conditions,
+                    api_types::keys::conditions::AVAILABLE,
+                )
+                .is_some_and(|c| c.status == "False" && c.message == f.message);
+                if !already {
+                    publish(
+                        ctx,
+                        es,
+                        EventType::Warning,
+                        f.reason,
+                        "ReadTarget",
+                        f.message.clone(),
+                    )
+                    .await;
+                }
+                o.target = Some(f);
+                retry = true;
+            }
+            Ok(scale) => {
+                o.replicas = Some((scale.replicas, scale.ready));
+                let (desired, reason) = match es.spec.trigger.type_ {
+                    TriggerType::MetricsTrigger => {
+                        o.algorithm = es
+                            .spec
+                            .trigger
+                            .metrics_trigger
+                            .as_ref()
+                            .map(|m| m.algorithm());
+                        match decide_on_metrics(es, ctx, st, target, &scale, now_s, &mut o).await {
+                            Some(d) => (Some(d.desired), d.explain()),
+                            None => (None, String::new()),
+                        }
+                    }
+                    TriggerType::StateTrigger => match decide_on_state(es, ctx).await {
+                        Ok((d, reason)) => {
+                            o.calculation = Some(Ok(reason.clone()));
+                            (Some(d), reason)
+                        }
+                        Err(f) => {
+                            o.calculation = Some(Err(f));
+                            (None, String::new())
+                        }
+                    },
+                    TriggerType::SignalTrigger => {
+                        o.calculation = Some(Err(Failure::new(
+                            reasons::UNSUPPORTED_TRIGGER,
+                            "SignalTrigger is not implemented by this elastic-scaler version: use MetricsTrigger (minReplicas ≥ 1) or StateTrigger",
+                        )));
+                        (None, String::new())
+                    }
+                };
+                o.desired = desired;
+                if let Some(d) = desired {
+                    let algorithm = o.algorithm.clone().unwrap_or_else(|| "state".into());
+                    let direction = match d.cmp(&scale.replicas) {
+                        std::cmp::Ordering::Greater => "up",
+                        std::cmp::Ordering::Less => "down",
+                        std::cmp::Ordering::Equal => "none",
+                    };
+                    ctx.metrics
+                        .decisions
+                        .get_or_create(&DecisionLabels {
+                            algorithm,
+                            direction,
+                        })
+                        .inc();
+                    if d != scale.replicas {
+                        match handler.set_replicas(target, d).await {
+                            Ok(()) => {
+                                ctx.metrics.scale_writes.inc();
+                                tracing::info!(scaler = %es.name_any(), namespace = ?es.namespace(), %target, from = scale.replicas, to = d, %reason, "rescaled");
+                                publish(
+                                    ctx,
+                                    es,
+                                    EventType::Normal,
+                                    reasons::RESCALED,
+                                    &format!(
+                                        "Scale{}",
+                                        if d > scale.replicas { "Up" } else { "Down" }
+                                    ),
+                                    format!(
+                                        "{target}: {} → {d} replicas: {reason}",
+                                        scale.replicas
+                                    ),
+                                )
+                                .await;
+                                o.replicas = Some((d, scale.ready));
+                                o.scaled = Some(ScaleRecord {
+                                    time: now_t.clone(),
+                                    from: scale.replicas,
+                                    to: d,
+                                    reason: reason.chars().take(300).collect(),
+                                });
+                            }
+                            Err(e) => {
+                                ctx.metrics.error("scale");
+                                let f = handler_failure(&e);
+                                publish(
+                                    ctx,
+                                    es,
+                                    EventType::Warning,
+                                    reasons::SCALE_FAILED,
+                                    "Scale",
+                                    f.message.clone(),
+                                )
+                                .await;
+                                o.scale_error = Some(f);
+                                retry = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let new = status::next(&old, &o, es.metadata.generation, &now_t);
+    if new != old {
+        write_status(ctx, es, &new).await?;
+        ctx.metrics.status_writes.inc();
+        st.written = Some((es.metadata.generation, new));
+    }
+    Ok(retry)
+}
+
+async fn write_status(ctx: &Ctx, es: &ElasticScaler, s: &ElasticScalerStatus) -> Result<(), Error> {
+    let api: Api<ElasticScaler> =
+        Api::namespaced(ctx.client.clone(), &es.namespace().unwrap_or_default());
+    let body = serde_json::json!({
+        "apiVersion": ElasticScaler::api_version(&()),
+        "kind": ElasticScaler::kind(&()),
+        "status": s,
+    });
+    api.patch_status(
+        &es.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| {
+        ctx.metrics.error("status");
+        Error::Status(es.name_any(), e)
+    })
+}
+
+fn error_policy(es: Arc<ElasticScaler>, e: &Error, ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(scaler = %es.name_any(), error = %e, "reconcile failed; retrying");
+    Action::requeue(ctx.config.retry)
+}
+
+/// A hash of what a reconcile reads from the object: a change starts a reconcile before the period is
+/// due; our own status writes do not.
+fn spec_or_annotations(es: &ElasticScaler) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    es.metadata.generation.hash(&mut h);
+    es.metadata.annotations.hash(&mut h);
+    h.finish()
+}
+
+/// Checks that the ElasticScaler CRD is installed, with a message that says what to do if not.
+pub async fn check_crd(client: &kube::Client) -> anyhow::Result<()> {
+    let api: Api<ElasticScaler> = Api::all(client.clone());
+    api.list(&ListParams::default().limit(1)).await.map_err(|e| {
+        anyhow::anyhow!(
+            "listing elasticscalers.elasticscaler.io failed ({e}): is the ElasticScaler CRD installed (deploy/crds) and may this account list ElasticScalers?"
+        )
+    })?;
+    Ok(())
+}
+
+/// Runs the controller until `token` is cancelled.
+pub async fn run(ctx: Arc<Ctx>, token: CancellationToken) -> anyhow::Result<()> {
+    let client = ctx.client.clone();
+    let api: Api<ElasticScaler> = match &ctx.config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let tidals: Api<Tidal> = Api::all(client.clone());
+    let cfg = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let reader = controller.store();
+    let states_reader = reader.clone();
+    let ctx2 = ctx.clone();
+    tokio::spawn({
+        let token = token.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tick.tick() => state::retain(&ctx2.states, |k| states_reader.get(k).is_some()),
+                }
+            }
+        }
+    });
+    tracing::info!("elastic-scaler controller started");
+    controller
+        .with_config(cfg)
+        .watches(
+            tidals,
+            watcher::Config::default()
+                .labels(labels::ES_NAME)
+                .any_semantic(),
+            |t: Tidal| {
+                let l = t.labels();
+                Some(
+                    ObjectRef::<ElasticScaler>::new(l.get(labels::ES_NAME)?)
+                        .within(l.get(labels::ES_NAMESPACE)?),
+                )
+            },
+        )
+        .graceful_shutdown_on(token.cancelled_owned())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+    tracing::info!("elastic-scaler controller stopped");
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! The Kubernetes metrics APIs, through the API server's aggregation layer:
+//! `metrics.k8s.io` (Resource: pod cpu/memory usage), `custom.metrics.k8s.io` (Custom: a pods metric of
+//! the target's pods) and `external.metrics.k8s.io` (External: a metric not tied to an object).
+//! Per-pod readings keep only the target's ready pods; a ready pod without a value counts as missing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use api_types::elastic_scaler::{NamedMetricSource, ResourceMetricSource};
+use k8s_openapi::api::core::v1::Pod;
+use kube::core::Selector;
+use serde_json::Value;
+
+use super::{Sources, TargetPods, quantity};
+use crate::algorithms::hpa::PodMetrics;
+use crate::plugin::Reading;
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn get(sources: &Sources, path: String) -> Result<Value, String> {
+    let req = http::Request::get(&path)
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
+    sources
+        .client
+        .request::<Value>(req)
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))
+}
+
+fn selector_query(s: &NamedMetricSource) -> Result<String, String> {
+    match &s.selector {
+        None => Ok(String::new()),
+        Some(ls) => {
+            let sel = Selector::try_from(ls.clone()).map_err(|e| format!("selector: {e}"))?;
+            Ok(format!("?labelSelector={}", encode(&sel.to_string())))
+        }
+    }
+}
+
+fn ready_names(pods: &TargetPods) -> BTreeSet<String> {
+    pods.ready
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect()
+}
+
+fn per_pod(pods: &TargetPods, values: BTreeMap<String, f64>) -> Reading {
+    let names = ready_names(pods);
+    let ready: Vec<f64> = names
+        .iter()
+        .filter_map(|n| values.get(n).copied())
+        .collect();
+    if ready.is_empty() {
+        return Reading::Missing(format!(
+            "no value for any of the {} ready pods ({} not ready)",
+            names.len(),
+            pods.unready
+        ));
+    }
+    Reading::PerPod(PodMetrics {
+        missing: names.len() - ready.len(),
+        ready,
+        unready: pods.unready,
+    })
+}
+
+fn requests(pod: &Pod, resource: &str) -> Option<f64> {
+    let spec = pod.spec.as_ref()?;
+    let mut total = 0.0;
+    for c in &spec.containers {
+        total += quantity::parse(&c.resources.as_ref()?.requests.as_ref()?.get(resource)?.0)?;
+    }
+    (total > 0.0).then_some(total)
+}
+
+/// `metrics.k8s.io`: per-pod usage, or its percentage of the pods' requests for Utilization.
+pub async fn resource(
+    sources: &Sources,
+    namespace: &str,
+    pods: &TargetPods,
+    s: &ResourceMetricSource,
+) -> Reading {
+    let path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods");
+    let list = match get(sources, path).await {
+        Ok(v) => v,
+        Err(e) => return Reading::Missing(format!("{e} (is metrics-server installed?)")),
+    };
+    let utilization = s.target.type_ == "Utilization";
+    let by_name: BTreeMap<&str, &Pod> = pods
+        .ready
+        .iter()
+        .filter_map(|p| Some((p.metadata.name.as_deref()?, p)))
+        .collect();
+    let mut values = BTreeMap::new();
+    for item in list["items"].as_array().into_iter().flatten() {
+        let Some(name) = item["metadata"]["name"].as_str() else {
+            continue;
+        };
+        let Some(pod) = by_name.get(name) else {
+            continue;
+        };
+        let usage: Option<f64> = item["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                c["usage"][&s.metrics_name]
+                    .as_str()
+                    .and_then(quantity::parse)
+            })
+            .sum();
+        let Some(usage) = usage else { continue };
+        let v = if utilization {
+            match requests(pod, &s.metrics_name) {
+                Some(r) => usage / r * 100.0,
+                None => {
+                    return Reading::Missing(format!(
+                        "pod {name} has no {} request on every container: Utilization needs requests (or use AverageValue)",
+                        s.metrics_name
+                    ));
+                }
+            }
+        } else {
+            usage
+        };
+        values.insert(name.to_string(), v);
+    }
+    per_pod(pods, values)
+}
+
+/// `custom.metrics.k8s.io`: the metric of each of the target's pods.
+pub async fn custom(
+    sources: &Sources,
+    namespace: &str,
+    pods: &TargetPods,
+    s: &NamedMetricSource,
+) -> Reading {
+    let name = s.metrics_name.as_deref().unwrap_or_default();
+    let sel = match selector_query(s) {
+        Ok(q) => q,
+        Err(e) => return Reading::Missing(e),
+    };
+    if pods.ready.is_empty() {
+        return Reading::Missing(format!("no ready pod ({} not ready)", pods.unready));
+    }
+    let path = format!(
+        "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/*/{}{sel}",
+        encode(name)
+    );
+    let list = match get(sources, path).await {
+        Ok(v) => v,
+        Err(e) => return Reading::Missing(format!("{e} (is a custom metrics adapter installed?)")),
+    };
+    let mut values = BTreeMap::new();
+    for item in list["items"].as_array().into_iter().flatten() {
+        let (Some(pod), Some(v)) = (
+            item["describedObject"]["name"].as_str(),
+            item["value"].as_str().and_then(quantity::parse),
+        ) else {
+            continue;
+        };
+        values.insert(pod.to_string(), v);
+    }
+    per_pod(pods, values)
+}
+
+/// `external.metrics.k8s.io`: the sum of the metric's series.
+pub async fn external(sources: &Sources, namespace: &str, s: &NamedMetricSource) -> Reading {
+    let name = s.metrics_name.as_deref().unwrap_or_default();
+    let sel = match selector_query(s) {
+        Ok(q) => q,
+        Err(e) => return Reading::Missing(e),
+    };
+    let path = format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/{}{sel}",
+        encode(name)
+    );
+    let list = match get(sources, path).await {
+        Ok(v) => v,
+        Err(e) => {
+            return Reading::Missing(format!("{e} (is an external metrics adapter installed?)"));
+        }
+    };
+    let values: Vec<f64> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["value"].as_str().and_then(quantity::parse))
+        .collect();
+    if values.is_empty() {
+        return Reading::Missing(format!("external metric {name} has no series"));
+    }
+    Reading::Total(values.iter().sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_pod_keeps_ready_pods_and_counts_the_rest() {
+        let pod = |n: &str| Pod {
+            metadata: kube::api::ObjectMeta {
+                name: Some(n.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let pods = TargetPods {
+            ready: vec![pod("a"), pod("b"), pod("c")],
+            unready: 1,
+        };
+        let values: BTreeMap<String, f64> = [
+            ("a".to_string(), 2.0),
+            ("b".to_string(), 4.0),
+            ("zombie".to_string(), 100.0),
+        ]
+        .into();
+        assert_eq!(
+            per_pod(&pods, values),
+            Reading::PerPod(PodMetrics {
+                ready: vec![2.0, 4.0],
+                missing: 1,
+                unready: 1
+            })
+        );
+        assert!(matches!(
+            per_pod(&pods, BTreeMap::new()),
+            Reading::Missing(_)
+        ));
+        assert_eq!(encode("a=b,c in (d)"), "a%3Db%2Cc%20in%20%28d%29");
+    }
+}
