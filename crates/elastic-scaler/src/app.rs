@@ -28,6 +28,8 @@ const COMPONENT: &str = "elastic-scaler";
 #[derive(Parser, Debug)]
 #[command(name = COMPONENT, version, about)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     log: LogArgs,
     #[command(flatten)]
@@ -56,6 +58,13 @@ pub struct Args {
     /// may create an ElasticScaler in one namespace could otherwise scale workloads in another.
     #[arg(long, env = "ES_ALLOW_CROSS_NAMESPACE_TARGETS", default_value_t = false, action = clap::ArgAction::Set)]
     allow_cross_namespace_targets: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Replay a request trace or metric samples through an ElasticScaler's policy, without a cluster
+    /// (docs/simulator.md).
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 /// What a plugin crate may register before the controller starts.
@@ -98,6 +107,9 @@ pub async fn main_with(
     register: impl FnOnce(&mut Plugins) -> Result<(), RegistryError>,
 ) -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Simulate(sim)) = args.command {
+        return crate::simulate::run(sim).await;
+    }
     init_tracing(&args.log)?;
     let period = seconds("sync-period-seconds", args.sync_period_seconds, 1.0)?;
     let retry = seconds("retry-seconds", args.retry_seconds, 0.1)?;
@@ -154,8 +166,20 @@ pub async fn main_with(
         ..
     } = process;
     let result = run_leader_elected(election, shutdown.clone(), |token| async move {
-        caches.ready().await;
-        run(ctx, token).await
+        tokio::select! {
+            _ = caches.ready() => {}
+            _ = token.cancelled() => return Ok(()),
+        }
+        let controller = run(ctx, token.clone());
+        tokio::pin!(controller);
+        tokio::select! {
+            r = &mut controller => r,
+            // Reconciles in flight get a bounded time to finish; a stuck one must not block shutdown.
+            _ = async { token.cancelled().await; tokio::time::sleep(Duration::from_secs(10)).await } => {
+                tracing::warn!("the controller did not stop within 10 s of shutdown; exiting anyway");
+                Ok(())
+            }
+        }
     })
     .await;
     shutdown.cancel();

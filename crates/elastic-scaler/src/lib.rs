@@ -22,3 +22,6 @@ pub mod serving;
 pub mod simulate;
 pub mod sources;
 pub mod trace;
+
+/// The HTTP client type the built-in `external` algorithm and the metric sources use.
+pub use reqwest::Client as HttpClient;

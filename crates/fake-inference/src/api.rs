@@ -1,4 +1,6 @@
-//! HTTP handlers: `/health`, `/v1/models`, `/metrics` and the two completion endpoints.
+//! HTTP handlers: `/health`, `/v1/models`, `/metrics` and the two completion endpoints, plus
+//! `PUT /fault/metrics` (body `fail` or `ok`), which makes this one server's `/metrics` answer 500 so
+//! tests can check that a scaler never reads a failing pod as 0.
 //!
 //! A completion request is parsed into a [`Job`], admitted by the [`Engine`] (503 while loading, 429
 //! when the queue is full) and then answered one of two ways:
@@ -12,14 +14,14 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
@@ -36,6 +38,7 @@ struct AppState {
     model: Arc<str>,
     default_max_tokens: u32,
     next_id: Arc<AtomicU64>,
+    metrics_fail: Arc<AtomicBool>,
 }
 
 /// The API router over `engine`, answering as `model`.
@@ -45,11 +48,13 @@ pub fn router(engine: Engine, model: &str, default_max_tokens: u32) -> Router {
         model: model.into(),
         default_max_tokens,
         next_id: Arc::default(),
+        metrics_fail: Arc::default(),
     };
     Router::new()
         .route("/health", get(health))
         .route("/v1/models", get(models))
         .route("/metrics", get(metrics))
+        .route("/fault/metrics", put(metrics_fault))
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
         .with_state(state)
@@ -119,7 +124,19 @@ async fn models(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"object": "list", "data": [model]})))
 }
 
+async fn metrics_fault(State(s): State<AppState>, body: Bytes) -> Response {
+    match &body[..] {
+        b"fail" => s.metrics_fail.store(true, Ordering::Relaxed),
+        b"ok" => s.metrics_fail.store(false, Ordering::Relaxed),
+        _ => return (StatusCode::BAD_REQUEST, "body must be `fail` or `ok`").into_response(),
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
 async fn metrics(State(s): State<AppState>) -> Response {
+    if s.metrics_fail.load(Ordering::Relaxed) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "metrics fault injected").into_response();
+    }
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         s.engine.metrics().render(),

@@ -5,6 +5,7 @@
 //! environment. Every test works in its own namespace.
 
 mod crds;
+mod elastic_scaler;
 mod helm;
 mod inference;
 mod rsg;
