@@ -7,6 +7,7 @@ mod load;
 mod metrics;
 mod panic;
 mod plugins;
+mod rbac;
 mod spec;
 
 use std::time::Duration;
