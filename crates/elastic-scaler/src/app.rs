@@ -148,6 +148,7 @@ pub async fn main_with(
         },
         plugins.handlers,
         plugins.algorithms,
+        caches.tidals.clone(),
         Recorder::new(client, reporter),
         metrics,
         Config {

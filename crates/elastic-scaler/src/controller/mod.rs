@@ -13,6 +13,7 @@
 //! The per-scaler decision state lives in memory; after a restart it is rebuilt from status
 //! (recommendation change points, scale history, panic mode), see [`crate::engine`].
 
+pub mod linked;
 mod state;
 pub mod status;
 
@@ -32,7 +33,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
@@ -74,6 +75,8 @@ pub struct Ctx {
     pub handlers: Handlers,
     /// Scaling algorithms.
     pub algorithms: Registry<SharedFactory>,
+    /// Tidals linked to scalers (watch cache).
+    pub tidals: Store<Tidal>,
     /// Event recorder.
     pub recorder: Recorder,
     /// Metrics.
@@ -92,6 +95,7 @@ impl Ctx {
         sources: Sources,
         handlers: Handlers,
         algorithms: Registry<SharedFactory>,
+        tidals: Store<Tidal>,
         recorder: Recorder,
         metrics: Metrics,
         config: Config,
@@ -101,6 +105,7 @@ impl Ctx {
             sources,
             handlers,
             algorithms,
+            tidals,
             recorder,
             metrics,
             config,
@@ -338,72 +343,52 @@ async fn decide_on_metrics(
     Some(d)
 }
 
-/// The linked object's desired count (StateTrigger).
+/// The linked Tidal's desired count (StateTrigger), clamped to min/max. The cache says which Tidal is
+/// linked; its status is read fresh, because this reconcile may have been started by the change the
+/// cache has not applied yet.
 async fn decide_on_state(es: &ElasticScaler, ctx: &Ctx) -> Result<(i32, String), Failure> {
-    let name = es.name_any();
     let ns = es.namespace().unwrap_or_default();
-    let selector = format!("{}={name},{}={ns}", labels::ES_NAME, labels::ES_NAMESPACE);
-    let api: Api<Tidal> = Api::all(ctx.client.clone());
-    let list = api
-        .list(&ListParams::default().labels(&selector).match_any())
-        .await
-        .map_err(|e| {
-            Failure::new(
-                reasons::NO_LINKED_OBJECT,
-                format!("listing Tidals labelled {selector}: {e}"),
-            )
-        })?;
-    let linked: Vec<&Tidal> = list.items.iter().collect();
-    match linked.as_slice() {
-        [] => Err(Failure::new(
-            reasons::NO_LINKED_OBJECT,
-            format!(
-                "no Tidal is labelled {selector}: label the Tidal that should drive this scaler"
-            ),
-        )),
-        [t] => match t.status.as_ref().and_then(|s| s.desired_replicas) {
-            Some(d) => {
-                let clamped = d.clamp(
-                    es.spec.min_replicas,
-                    es.spec.max_replicas.max(es.spec.min_replicas),
-                );
-                let rule = t
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.active_rule.clone())
-                    .unwrap_or_default();
-                let mut reason = format!(
-                    "StateTrigger: Tidal {}/{} rule {rule:?} wants {d}",
-                    t.namespace().unwrap_or_default(),
-                    t.name_any()
-                );
-                if clamped != d {
-                    reason.push_str(&format!(
-                        "; bounded by minReplicas/maxReplicas to {clamped}"
-                    ));
-                }
-                Ok((clamped, reason))
+    let name = es.name_any();
+    let mut link = linked::lookup(&ctx.tidals, &ns, &name);
+    if let linked::Link::Desired(..) | linked::Link::Unusable(_) = &link {
+        let cached: Vec<Arc<Tidal>> = ctx.tidals.state();
+        let mut fresh = Vec::new();
+        for t in cached
+            .iter()
+            .filter(|t| linked::find(&[(*t).clone()], &ns, &name) != linked::Link::None)
+        {
+            let api: Api<Tidal> =
+                Api::namespaced(ctx.client.clone(), &t.namespace().unwrap_or_default());
+            match api.get_opt(&t.name_any()).await {
+                Ok(Some(t)) => fresh.push(Arc::new(t)),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "reading the linked Tidal; using the cache"),
             }
-            None => Err(Failure::new(
-                reasons::NO_LINKED_OBJECT,
-                format!(
-                    "Tidal {}/{} has not published status.desiredReplicas yet (no rule has fired)",
-                    t.namespace().unwrap_or_default(),
-                    t.name_any()
-                ),
-            )),
-        },
-        many => Err(Failure::new(
+        }
+        if !fresh.is_empty() {
+            link = linked::find(&fresh, &ns, &name);
+        }
+    }
+    match link {
+        linked::Link::Desired(d, why) => {
+            let clamped = linked::with_floor(d, d, es.spec.min_replicas, es.spec.max_replicas);
+            let mut reason = format!("StateTrigger: {why}");
+            if clamped != d {
+                reason.push_str(&format!(
+                    "; bounded by minReplicas/maxReplicas to {clamped}"
+                ));
+            }
+            Ok((clamped, reason))
+        }
+        linked::Link::None => Err(Failure::new(
             reasons::NO_LINKED_OBJECT,
             format!(
-                "{} Tidals are labelled {selector} ({}): keep exactly one",
-                many.len(),
-                many.iter()
-                    .map(|t| format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "no Tidal is labelled {}={name},{}={ns}: label the Tidal that should drive this scaler",
+                labels::ES_NAME,
+                labels::ES_NAMESPACE
             ),
         )),
+        linked::Link::Unusable(why) => Err(Failure::new(reasons::NO_LINKED_OBJECT, why)),
     }
 }
 
@@ -425,6 +410,35 @@ async fn publish(
     if let Err(e) = ctx.recorder.publish(&ev, &es.object_ref(&())).await {
         tracing::debug!(error = %e, "publishing an event failed");
     }
+}
+
+/// A MetricsTrigger decision raised to a linked Tidal's value, if one is linked.
+fn with_tidal_floor(
+    es: &ElasticScaler,
+    ctx: &Ctx,
+    desired: i32,
+    mut reason: String,
+    o: &mut Outcome,
+) -> (Option<i32>, String) {
+    let ns = es.namespace().unwrap_or_default();
+    let out = match linked::lookup(&ctx.tidals, &ns, &es.name_any()) {
+        linked::Link::None => desired,
+        linked::Link::Desired(floor, why) => {
+            let d = linked::with_floor(desired, floor, es.spec.min_replicas, es.spec.max_replicas);
+            if d != desired {
+                reason.push_str(&format!("; raised to the schedule's floor: {why}"));
+            }
+            d
+        }
+        linked::Link::Unusable(why) => {
+            reason.push_str(&format!("; linked Tidal ignored: {why}"));
+            desired
+        }
+    };
+    if let Some(Ok(r)) = &mut o.calculation {
+        *r = reason.clone();
+    }
+    (Some(out), reason)
 }
 
 /// One reconcile of one ElasticScaler.
@@ -527,7 +541,7 @@ async fn run_once(es: &ElasticScaler, ctx: &Ctx, st: &mut ScalerState) -> Result
                             .as_ref()
                             .map(|m| m.algorithm());
                         match decide_on_metrics(es, ctx, st, target, &scale, now_s, &mut o).await {
-                            Some(d) => (Some(d.desired), d.explain()),
+                            Some(d) => with_tidal_floor(es, ctx, d.desired, d.explain(), &mut o),
                             None => (None, String::new()),
                         }
                     }

@@ -1,5 +1,5 @@
 //! Deployments and StatefulSets, read from watch caches (no API call per period; what the upstream HPA
-//! does with its informers) and written through `/scale`.
+//! does with its informers) and written through `/scale`; and the cache of Tidals linked to scalers.
 
 use std::sync::Arc;
 
@@ -16,29 +16,40 @@ use tokio_util::sync::CancellationToken;
 use super::generic::Generic;
 use crate::plugin::{HandlerError, ResourceHandler, Scale, TargetRef};
 
-/// The watch caches of Deployments and StatefulSets.
+/// The watch caches of Deployments, StatefulSets and Tidals linked to ElasticScalers.
 #[derive(Clone)]
 pub struct Caches {
     /// Deployments.
     pub deployments: Store<Deployment>,
     /// StatefulSets.
     pub statefulsets: Store<StatefulSet>,
+    /// Tidals carrying the `elasticscaler.io/name` label (all namespaces).
+    pub tidals: Store<api_types::Tidal>,
 }
 
 impl Caches {
-    /// Starts both reflectors (all namespaces, or `namespace`); they stop with `token`.
+    /// Starts the reflectors (apps: all namespaces or `namespace`; Tidals: all); they stop with `token`.
     pub fn start(
         client: kube::Client,
         namespace: Option<&str>,
         token: CancellationToken,
     ) -> Caches {
+        let all = watcher::Config::default().any_semantic();
+        let linked = all.clone().labels(api_types::keys::labels::ES_NAME);
         Caches {
-            deployments: spawn::<Deployment>(client.clone(), namespace, token.clone(), |d| {
-                if let Some(s) = d.spec.as_mut() {
-                    s.template = Default::default();
-                }
-            }),
-            statefulsets: spawn::<StatefulSet>(client, namespace, token, |s| {
+            tidals: spawn::<api_types::Tidal>(client.clone(), None, linked, token.clone(), |_| {}),
+            deployments: spawn::<Deployment>(
+                client.clone(),
+                namespace,
+                all.clone(),
+                token.clone(),
+                |d| {
+                    if let Some(s) = d.spec.as_mut() {
+                        s.template = Default::default();
+                    }
+                },
+            ),
+            statefulsets: spawn::<StatefulSet>(client, namespace, all, token, |s| {
                 if let Some(s) = s.spec.as_mut() {
                     s.template = Default::default();
                     s.volume_claim_templates = None;
@@ -51,12 +62,14 @@ impl Caches {
     pub async fn ready(&self) {
         let _ = self.deployments.wait_until_ready().await;
         let _ = self.statefulsets.wait_until_ready().await;
+        let _ = self.tidals.wait_until_ready().await;
     }
 }
 
 fn spawn<K>(
     client: kube::Client,
     namespace: Option<&str>,
+    config: watcher::Config,
     token: CancellationToken,
     strip: fn(&mut K),
 ) -> Store<K>
@@ -74,7 +87,7 @@ where
         None => Api::all(client),
     };
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default().any_semantic())
+    let stream = watcher(api, config)
         .default_backoff()
         .modify(move |o: &mut K| {
             o.meta_mut().managed_fields = None;

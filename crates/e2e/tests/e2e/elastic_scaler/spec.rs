@@ -265,3 +265,77 @@ spec:
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_linked_tidal_is_a_floor_under_a_metrics_decision() {
+    let rig = Rig::new("es-floor").await;
+    let stub = stub().await;
+    stub.replicas.store(1, Ordering::Relaxed);
+    let kubeconfig = rig.env.kubectl.kubeconfig().to_str().unwrap().to_string();
+    let _tidal = Process::spawn(
+        "tidal-scheduler",
+        &[],
+        &[
+            ("WATCH_NAMESPACE", rig.ns.name.as_str()),
+            ("LEADER_ELECT", "false"),
+            ("ADMIN_ADDR", "127.0.0.1:0"),
+            ("KUBECONFIG", kubeconfig.as_str()),
+        ],
+    );
+    rig.apply(WEB).await;
+    rig.apply(&format!(
+        r#"
+apiVersion: elasticscaler.io/v1alpha1
+kind: ElasticScaler
+metadata: {{name: ext}}
+spec:
+  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
+  minReplicas: 1
+  maxReplicas: 5
+  trigger:
+    type: MetricsTrigger
+    metricsTrigger:
+      scalingAlgorithm: external
+      algorithmConfig: {{url: "http://{addr}/decide"}}
+      metrics:
+      - {{type: ExternalServer, externalServer: {{endpoint: "{addr}/metric", protocol: http, metricsName: queue, target: "10"}}}}
+---
+apiVersion: tidal.io/v1alpha1
+kind: Tidal
+metadata:
+  name: business-hours
+  labels: {{elasticscaler.io/name: ext, elasticscaler.io/namespace: {ns}}}
+spec:
+  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: web, namespace: {ns}}}
+  triggers:
+    times:
+      rules:
+      - {{name: open, cron: "CRON_TZ=UTC * * * * *", replicas: 3}}
+"#,
+        addr = stub.addr,
+        ns = rig.ns.name
+    ))
+    .await;
+    rig.wait_replicas(
+        "web",
+        "3, the schedule's floor over the policy's 1",
+        Duration::from_secs(30),
+        |r| r == 3,
+    )
+    .await;
+    let msg = rig
+        .wait_condition(
+            "ext",
+            "ScalingCalculated",
+            "True",
+            "raised to the schedule's floor",
+        )
+        .await;
+    assert!(msg.contains("business-hours"), "{msg}");
+    // The metrics can go above the floor.
+    stub.replicas.store(5, Ordering::Relaxed);
+    rig.wait_replicas("web", "5 from the policy", Duration::from_secs(30), |r| {
+        r == 5
+    })
+    .await;
+}
