@@ -119,10 +119,10 @@ mod tests {
     fn only_a_ready_current_single_tidal_counts() {
         let ok = tidal("a", "es", "True", 2, 2, Some(4));
         assert_eq!(
-            find(&[ok.clone()], "ns", "es"),
+            find(std::slice::from_ref(&ok), "ns", "es"),
             Link::Desired(4, "Tidal ns/a rule \"day\" wants 4".into())
         );
-        assert_eq!(find(&[ok.clone()], "ns", "other"), Link::None);
+        assert_eq!(find(std::slice::from_ref(&ok), "ns", "other"), Link::None);
         assert!(
             matches!(find(&[tidal("a", "es", "False", 2, 2, Some(4))], "ns", "es"), Link::Unusable(m) if m.contains("not Ready"))
         );
