@@ -5,6 +5,7 @@
 //! `bench/results/<name>.json` (pretty JSON, stable key order) so `docs/benchmarks.md` can quote it.
 //! Benchmarks that need the local cluster bring it up themselves ([`Ctx::cluster_env`]).
 
+mod algorithms;
 mod rsg;
 mod tidal;
 mod webhook;
@@ -26,9 +27,10 @@ struct Bench {
 
 /// Every benchmark. Add a module and one line here.
 const BENCHES: &[Bench] = &[
-    rsg::BENCH,     // cargo xtask bench rsg
-    tidal::BENCH,   // cargo xtask bench tidal
-    webhook::BENCH, // cargo xtask bench webhook
+    algorithms::BENCH, // cargo xtask bench algorithms
+    rsg::BENCH,        // cargo xtask bench rsg
+    tidal::BENCH,      // cargo xtask bench tidal
+    webhook::BENCH,    // cargo xtask bench webhook
 ];
 
 /// What a benchmark gets: extra arguments and helpers for binaries and the cluster.
