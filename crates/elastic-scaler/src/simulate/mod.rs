@@ -274,8 +274,10 @@ pub async fn run_with(
             return Err(SimError::Usage("give --trace <csv> or --samples <jsonl>".into()).into());
         }
     };
-    serde_json::to_writer(&mut out, &serde_json::json!({ "summary": summary }))?;
-    out.write_all(b"\n")?;
+    // Written by hand so the summary keeps its fields in declaration order.
+    out.write_all(b"{\"summary\":")?;
+    serde_json::to_writer(&mut out, &summary)?;
+    out.write_all(b"}\n")?;
     out.flush()?;
     Ok(())
 }

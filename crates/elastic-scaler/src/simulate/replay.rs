@@ -193,7 +193,8 @@ async fn drive(
 fn finish(mut summary: Summary, cluster: Cluster, requests: &[Request]) -> Summary {
     let mut tally = cluster.finish();
     let n = requests.len() as u64;
-    summary.replica_seconds = tally.replica_seconds;
+    // Millisecond precision: the sum of many small intervals carries float noise below it.
+    summary.replica_seconds = (tally.replica_seconds * 1000.0).round() / 1000.0;
     summary.max_replicas = summary.max_replicas.max(tally.max_replicas);
     summary.requests = Some(n);
     summary.requests_over_slo = Some(tally.over_slo);
