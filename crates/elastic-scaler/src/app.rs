@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 use kube::runtime::events::{Recorder, Reporter};
 use pdo_runtime::controller::{Controller, start_controller};
+use pdo_runtime::events::EventQueue;
 use pdo_runtime::leader::{LeaderArgs, run_leader_elected};
 use pdo_runtime::{AdminArgs, LogArgs, init_tracing};
 
@@ -149,7 +150,11 @@ pub async fn main_with(
         plugins.handlers,
         plugins.algorithms,
         caches.tidals.clone(),
-        Recorder::new(client, reporter),
+        EventQueue::start(
+            Recorder::new(client, reporter),
+            10_000,
+            process.shutdown.clone(),
+        ),
         metrics,
         Config {
             period,

@@ -13,6 +13,7 @@
 
 mod admin;
 pub mod controller;
+pub mod events;
 pub mod leader;
 mod logging;
 mod shutdown;

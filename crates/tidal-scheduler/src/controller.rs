@@ -18,9 +18,10 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
+use pdo_runtime::events::EventQueue;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -61,8 +62,8 @@ pub struct Ctx {
     pub client: kube::Client,
     /// Scale-subresource writer.
     pub scaler: Scaler,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Events, published off the hot path.
+    pub events: EventQueue,
     /// Metrics.
     pub metrics: Metrics,
     /// Settings.
@@ -365,9 +366,7 @@ pub async fn reconcile(t: Arc<Tidal>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
             action: "Scale".into(),
             secondary: None,
         };
-        if let Err(e) = ctx.recorder.publish(&ev, &t.object_ref(&())).await {
-            tracing::debug!(error = %e, "publishing an event failed");
-        }
+        ctx.events.publish(ev, t.object_ref(&()));
     }
     Ok(until(p.next))
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use kube::runtime::events::{Recorder, Reporter};
 use pdo_runtime::controller::{Controller, start_controller};
+use pdo_runtime::events::EventQueue;
 use pdo_runtime::leader::{LeaderArgs, run_leader_elected};
 use pdo_runtime::{AdminArgs, LogArgs, init_tracing};
 use tidal_scheduler::controller::{Config, Ctx, check_crd, run};
@@ -62,7 +63,11 @@ async fn main() -> anyhow::Result<()> {
         instance: Some(process.identity.clone()),
     };
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), reporter),
+        events: EventQueue::start(
+            Recorder::new(client.clone(), reporter),
+            10_000,
+            process.shutdown.clone(),
+        ),
         scaler: Scaler::new(client.clone()),
         client,
         metrics: metrics.clone(),

@@ -32,10 +32,11 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
+use pdo_runtime::events::EventQueue;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Decision;
@@ -77,8 +78,8 @@ pub struct Ctx {
     pub algorithms: Registry<SharedFactory>,
     /// Tidals linked to scalers (watch cache).
     pub tidals: Store<Tidal>,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Events, published off the hot path.
+    pub events: EventQueue,
     /// Metrics.
     pub metrics: Metrics,
     /// Settings.
@@ -96,7 +97,7 @@ impl Ctx {
         handlers: Handlers,
         algorithms: Registry<SharedFactory>,
         tidals: Store<Tidal>,
-        recorder: Recorder,
+        events: EventQueue,
         metrics: Metrics,
         config: Config,
     ) -> Self {
@@ -106,7 +107,7 @@ impl Ctx {
             handlers,
             algorithms,
             tidals,
-            recorder,
+            events,
             metrics,
             config,
             states: Mutex::new(HashMap::new()),
@@ -392,7 +393,7 @@ async fn decide_on_state(es: &ElasticScaler, ctx: &Ctx) -> Result<(i32, String),
     }
 }
 
-async fn publish(
+fn publish(
     ctx: &Ctx,
     es: &ElasticScaler,
     type_: EventType,
@@ -407,9 +408,7 @@ async fn publish(
         action: action.into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&ev, &es.object_ref(&())).await {
-        tracing::debug!(error = %e, "publishing an event failed");
-    }
+    ctx.events.publish(ev, es.object_ref(&()));
 }
 
 /// A MetricsTrigger decision raised to a linked Tidal's value, if one is linked.
@@ -498,8 +497,7 @@ async fn run_once(es: &ElasticScaler, ctx: &Ctx, st: &mut ScalerState) -> Result
                     reasons::INVALID_SPEC,
                     "Validate",
                     msg.clone(),
-                )
-                .await;
+                );
             }
             o.invalid = Some(Failure::new(reasons::INVALID_SPEC, msg));
             None
@@ -524,8 +522,7 @@ async fn run_once(es: &ElasticScaler, ctx: &Ctx, st: &mut ScalerState) -> Result
                         f.reason,
                         "ReadTarget",
                         f.message.clone(),
-                    )
-                    .await;
+                    );
                 }
                 o.target = Some(f);
                 retry = true;
@@ -596,8 +593,7 @@ async fn run_once(es: &ElasticScaler, ctx: &Ctx, st: &mut ScalerState) -> Result
                                         "{target}: {} → {d} replicas: {reason}",
                                         scale.replicas
                                     ),
-                                )
-                                .await;
+                                );
                                 o.replicas = Some((d, scale.ready));
                                 o.scaled = Some(ScaleRecord {
                                     time: now_t.clone(),
@@ -616,8 +612,7 @@ async fn run_once(es: &ElasticScaler, ctx: &Ctx, st: &mut ScalerState) -> Result
                                     reasons::SCALE_FAILED,
                                     "Scale",
                                     f.message.clone(),
-                                )
-                                .await;
+                                );
                                 o.scale_error = Some(f);
                                 retry = true;
                             }
