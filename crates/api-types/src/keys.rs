@@ -31,6 +31,10 @@ pub mod labels {
     pub const MANAGED_BY_VALUE: &str = "pd-orchestrator";
     /// LeaderWorkerSet's own name label; Service selectors on it are rewritten in clones.
     pub const LWS_NAME: &str = "leaderworkerset.sigs.k8s.io/name";
+    /// Scale to zero: on the workload Service an ElasticScaler keeps beside a scaled-to-zero Service (same
+    /// ports, the original selector, headless): the name of the Service it shadows. Its EndpointSlices
+    /// list the workload's own pods whatever the Service's selector points at.
+    pub const SHADOW_OF: &str = "elasticscaler.io/shadow-of";
 }
 
 /// Annotations.
@@ -40,6 +44,15 @@ pub mod annotations {
     pub const RSG_METRIC_VALUES: &str = "autoscaling.rsg.metric.values";
     /// On a Service handed to the DLX: its original selector, as JSON, to restore on wake-up.
     pub const ORIGINAL_SELECTOR: &str = "elasticscaler.io/original-selector";
+    /// Scale to zero: on a Service whose workload scales to zero, the ElasticScaler (same namespace) that
+    /// manages it. The DLX serves only Services that carry it.
+    pub const SCALER: &str = "elasticscaler.io/scaler";
+    /// Scale to zero: on that Service, the name of its workload Service (see `labels::SHADOW_OF`).
+    pub const WORKLOAD_SERVICE: &str = "elasticscaler.io/workload-service";
+    /// Scale to zero: on the ElasticScaler, the RFC 3339 time of the request that asked to wake the workload.
+    /// Written by one DLX replica (optimistic concurrency on resourceVersion); removed by the ElasticScaler
+    /// when the workload is serving again.
+    pub const WAKE_REQUESTED: &str = "elasticscaler.io/wake-requested";
     /// On an RSG snapshot (ControllerRevision): the `targetResources[].name` it was taken of.
     pub const RSG_TARGET: &str = "rsg.io/target";
     /// On an RSG snapshot: the workload it was taken of, `<Kind>/<namespace>/<name>`.
