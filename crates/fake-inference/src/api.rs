@@ -1,6 +1,7 @@
 //! HTTP handlers: `/health`, `/v1/models`, `/metrics` and the two completion endpoints, plus
 //! `PUT /fault/metrics` (body `fail` or `ok`), which makes this one server's `/metrics` answer 500 so
-//! tests can check that a scaler never reads a failing pod as 0.
+//! tests can check that a scaler never reads a failing pod as 0, and the routes of
+//! [`protocols`](crate::protocols) (WebSocket echo, gRPC health check).
 //!
 //! A completion request is parsed into a [`Job`], admitted by the [`Engine`] (503 while loading, 429
 //! when the queue is full) and then answered one of two ways:
@@ -30,6 +31,7 @@ use serde_json::{Value, json};
 use crate::engine::{AdmitError, Engine};
 use crate::metrics;
 use crate::openai::{ChatRequest, CompletionRequest, Endpoint, Job, Reply, Usage};
+use crate::protocols::{self, Protocols};
 
 /// Shared state of the handlers.
 #[derive(Clone, Debug)]
@@ -57,7 +59,20 @@ pub fn router(engine: Engine, model: &str, default_max_tokens: u32) -> Router {
         .route("/fault/metrics", put(metrics_fault))
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
+        .merge(protocols_router(&state))
         .with_state(state)
+}
+
+// The WebSocket echo and the gRPC health check (`protocols`), with their own state.
+fn protocols_router(s: &AppState) -> Router<AppState> {
+    let p = Protocols {
+        engine: s.engine.clone(),
+        model: s.model.clone(),
+    };
+    Router::new()
+        .route("/ws/echo", get(protocols::ws_echo))
+        .route(protocols::GRPC_HEALTH_CHECK, post(protocols::grpc_health))
+        .with_state(p)
 }
 
 /// An error answered in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.

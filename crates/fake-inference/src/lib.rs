@@ -16,6 +16,9 @@
 //!
 //! [`Metrics`] follows every step and renders the classic Prometheus text format with vLLM's names.
 //!
+//! For testing proxies in front of it (the DLX), [`protocols`] adds a WebSocket echo (`/ws/echo`) and the
+//! gRPC health check over h2c (`/grpc.health.v1.Health/Check`), both following the cold start.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), fake_inference::ServeError> {
 //! use clap::Parser;
@@ -31,6 +34,7 @@ pub mod config;
 pub mod engine;
 pub mod metrics;
 pub mod openai;
+pub mod protocols;
 
 use std::future::Future;
 use std::net::SocketAddr;
