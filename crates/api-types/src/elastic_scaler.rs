@@ -99,6 +99,87 @@ pub struct ElasticScalerSpec {
     pub max_replicas: i32,
     /// What drives scaling. Exactly the block named by `type` must be set.
     pub trigger: Trigger,
+    /// Extension: scale to zero through the DLX when idle (needs `minReplicas: 0` and a MetricsTrigger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_to_zero: Option<ScaleToZero>,
+}
+
+/// Default of `scaleToZero.idleSeconds`.
+pub const DEFAULT_IDLE_SECONDS: i32 = 300;
+/// Default of `scaleToZero.wakeReplicas`.
+pub const DEFAULT_WAKE_REPLICAS: i32 = 1;
+/// The DLX pod labels used when `scaleToZero.dlxSelector` is empty.
+pub const DEFAULT_DLX_SELECTOR: (&str, &str) = ("app.kubernetes.io/name", "dlx");
+
+fn default_idle_seconds() -> i32 {
+    DEFAULT_IDLE_SECONDS
+}
+fn default_wake_replicas() -> i32 {
+    DEFAULT_WAKE_REPLICAS
+}
+
+/// Extension: scale to zero without losing a request. When every metric has read 0 for `idleSeconds`,
+/// the Service is pointed at the DLX pods (its original selector kept in an annotation), its
+/// EndpointSlices are checked to list only DLX endpoints, and only then is the target scaled to 0. A
+/// request held by the DLX wakes it: scale to `wakeReplicas`, wait for ready pods, restore the selector,
+/// check the EndpointSlices again.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleToZero {
+    /// The Service clients send to (same namespace); it is handed to the DLX while the target is at zero.
+    pub service: String,
+    /// Seconds every metric must read 0 before scaling to zero.
+    #[serde(default = "default_idle_seconds")]
+    #[schemars(range(min = 10))]
+    pub idle_seconds: i32,
+    /// Labels of the DLX pods; default `app.kubernetes.io/name: dlx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dlx_selector: Option<BTreeMap<String, String>>,
+    /// Replicas to wake to.
+    #[serde(default = "default_wake_replicas")]
+    #[schemars(range(min = 1))]
+    pub wake_replicas: i32,
+}
+
+impl ScaleToZero {
+    /// The DLX pod labels.
+    pub fn dlx_labels(&self) -> BTreeMap<String, String> {
+        match &self.dlx_selector {
+            Some(s) if !s.is_empty() => s.clone(),
+            _ => [(
+                DEFAULT_DLX_SELECTOR.0.to_string(),
+                DEFAULT_DLX_SELECTOR.1.to_string(),
+            )]
+            .into(),
+        }
+    }
+}
+
+/// Where a scale-to-zero target is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ZeroPhase {
+    /// Serving; the Service selects the workload.
+    Active,
+    /// Idle: the Service is being handed to the DLX; the target is scaled to 0 once that is verified.
+    ScalingToZero,
+    /// At zero; the Service selects the DLX pods.
+    AtZero,
+    /// A request arrived: scaling up, then the Service is handed back once pods are ready.
+    Waking,
+}
+
+/// Extension: scale-to-zero state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleToZeroStatus {
+    /// Active, ScalingToZero, AtZero or Waking.
+    pub phase: ZeroPhase,
+    /// Since when every metric has read 0 (absent while active).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<Time>,
+    /// What the hand-over is doing or waiting for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// Which trigger drives the scaler.
@@ -425,6 +506,9 @@ pub struct ElasticScalerStatus {
     /// Extension: the KPA is in panic mode (a restarted controller resumes in panic at the current scale).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub panicking: Option<bool>,
+    /// Extension: scale-to-zero phase (only with `spec.scaleToZero`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_to_zero: Option<ScaleToZeroStatus>,
 }
 
 /// One metric as seen by the last decision.

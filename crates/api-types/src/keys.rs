@@ -145,4 +145,8 @@ pub mod reasons {
     pub const NO_LINKED_OBJECT: &str = "NoLinkedObject";
     /// ElasticScaler: the trigger type is not handled by this version; the message says what to use.
     pub const UNSUPPORTED_TRIGGER: &str = "UnsupportedTrigger";
+    /// ElasticScaler scale to zero: a step of the hand-over failed (Service missing, API error); retried.
+    pub const SCALE_TO_ZERO_FAILED: &str = "ScaleToZeroFailed";
+    /// Event: the scale-to-zero phase changed (Active, ScalingToZero, AtZero, Waking); the action names it.
+    pub const SCALE_TO_ZERO: &str = "ScaleToZero";
 }

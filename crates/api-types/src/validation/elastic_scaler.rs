@@ -69,6 +69,44 @@ pub fn validate_elastic_scaler(spec: &ElasticScalerSpec) -> Vec<FieldError> {
             "name is required: the object to scale",
         ));
     }
+    if let Some(z) = &spec.scale_to_zero {
+        if spec.min_replicas != 0 {
+            errs.push(FieldError::new(
+                "spec.minReplicas",
+                format!("scaleToZero needs minReplicas: 0 (it is {}): set it to 0 or remove scaleToZero", spec.min_replicas),
+            ));
+        }
+        if spec.trigger.type_ != TriggerType::MetricsTrigger {
+            errs.push(FieldError::new(
+                "spec.scaleToZero",
+                "scaleToZero decides idleness from metrics: use trigger.type MetricsTrigger",
+            ));
+        }
+        if !super::is_dns1035_label(&z.service) {
+            errs.push(FieldError::new(
+                "spec.scaleToZero.service",
+                format!("{:?} is not a Service name (a DNS-1035 label): name the Service clients send to", z.service),
+            ));
+        }
+        if z.wake_replicas > spec.max_replicas {
+            errs.push(FieldError::new(
+                "spec.scaleToZero.wakeReplicas",
+                format!(
+                    "wakeReplicas ({}) is above maxReplicas ({})",
+                    z.wake_replicas, spec.max_replicas
+                ),
+            ));
+        }
+        if z.idle_seconds < 10 {
+            errs.push(FieldError::new(
+                "spec.scaleToZero.idleSeconds",
+                format!(
+                    "idleSeconds {} is below 10: a workload would flap between zero and one",
+                    z.idle_seconds
+                ),
+            ));
+        }
+    }
     let t = &spec.trigger;
     let blocks = [
         (

@@ -26,7 +26,6 @@ use elastic_scaler::simulate::{self, DecisionLine, Scaler, Summary, TraceConfig}
 use elastic_scaler::trace::Request;
 use serde_json::{Map, Value, json};
 
-
 const TRACES: [(&str, &str); 2] = [
     ("code", "bench/traces/azure-llm-2023/code.csv"),
     ("conv", "bench/traces/azure-llm-2023/conv.csv"),

@@ -13,9 +13,11 @@
 //! The per-scaler decision state lives in memory; after a restart it is rebuilt from status
 //! (recommendation change points, scale history, panic mode), see [`crate::engine`].
 
+mod handover;
 pub mod linked;
 mod state;
 pub mod status;
+pub mod zero;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,6 +52,9 @@ use status::{Failure, Outcome};
 
 /// Field manager of status writes.
 pub const MANAGER: &str = "elastic-scaler";
+
+/// How soon to look again while a scale-to-zero hand-over is in progress.
+const SOON: Duration = Duration::from_millis(500);
 
 /// Settings from the flags.
 #[derive(Clone, Debug)]
@@ -249,8 +254,10 @@ async fn decide_on_metrics(
     scale: &crate::plugin::Scale,
     now: f64,
     o: &mut Outcome,
-) -> Option<Decision> {
-    let mt = es.spec.trigger.metrics_trigger.as_ref()?;
+) -> (Option<Decision>, (bool, bool)) {
+    let Some(mt) = es.spec.trigger.metrics_trigger.as_ref() else {
+        return (None, (false, false));
+    };
     let pods: Option<TargetPods> = if needs_pods(es) {
         match &scale.selector {
             Some(sel) => match ctx.sources.pods(&target.namespace, sel).await {
@@ -292,6 +299,7 @@ async fn decide_on_metrics(
         .iter()
         .map(|(obs, d)| metric_status(obs, d.as_ref()))
         .collect();
+    let activity = zero::activity(&observations);
     if !problems.is_empty() {
         let reason = if partial_only {
             reasons::PARTIAL_METRICS
@@ -306,7 +314,9 @@ async fn decide_on_metrics(
             ),
         ));
     }
-    let decider = st.decider.as_mut()?;
+    let Some(decider) = st.decider.as_mut() else {
+        return (None, activity);
+    };
     let name = es.name_any();
     let namespace = es.namespace().unwrap_or_default();
     let c = Context {
@@ -341,7 +351,7 @@ async fn decide_on_metrics(
         }
         None => Ok(d.explain()),
     });
-    Some(d)
+    (Some(d), activity)
 }
 
 /// The linked Tidal's desired count (StateTrigger), clamped to min/max. The cache says which Tidal is
@@ -440,6 +450,213 @@ fn with_tidal_floor(
     (Some(out), reason)
 }
 
+/// Scale to zero: observes the Service, EndpointSlices and the wake request, takes the one next step of
+/// [`zero::decide`], and returns the desired count (overriding the metrics while not Active), the reason,
+/// and whether to look again soon.
+#[allow(clippy::too_many_arguments)]
+async fn zero_step(
+    es: &ElasticScaler,
+    ctx: &Ctx,
+    z: &api_types::elastic_scaler::ScaleToZero,
+    scale: &crate::plugin::Scale,
+    now: f64,
+    (activity, all_zero): (bool, bool),
+    old: &ElasticScalerStatus,
+    (decided, reason): (Option<i32>, String),
+    o: &mut Outcome,
+) -> (Option<i32>, String, bool) {
+    use api_types::elastic_scaler::{ScaleToZeroStatus, ZeroPhase};
+    let ns = es.namespace().unwrap_or_default();
+    let client = &ctx.client;
+    let serve = |reason: String| (decided.map(|d| d.max(1)), reason, false);
+    let old_zero = old.scale_to_zero.clone();
+    let fail = |o: &mut Outcome, msg: String| {
+        o.calculation = Some(Err(Failure::new(
+            reasons::SCALE_TO_ZERO_FAILED,
+            msg.clone(),
+        )));
+        o.scale_to_zero = old_zero.clone();
+    };
+    let view = match handover::read_service(client, &ns, &z.service).await {
+        Ok(v) => v,
+        Err(e) => {
+            fail(o, e);
+            return (
+                decided.map(|d| d.max(1).max(scale.replicas.min(1))),
+                reason,
+                false,
+            );
+        }
+    };
+    if let Err(e) = handover::ensure_workload_service(client, es, &z.service, &view).await {
+        fail(o, e);
+        return serve(reason);
+    }
+    let wake_requested = es
+        .annotations()
+        .contains_key(api_types::keys::annotations::WAKE_REQUESTED);
+    let workload = handover::workload_name(&z.service);
+    let mut observed = zero::Observed {
+        handed: view.handed,
+        replicas: scale.replicas,
+        wake_requested,
+        activity,
+        all_zero,
+        idle_since: old
+            .scale_to_zero
+            .as_ref()
+            .and_then(|s| s.idle_since.as_ref())
+            .map(|t| t.0.as_millisecond() as f64 / 1000.0),
+        now,
+        idle_seconds: z.idle_seconds as f64,
+        wake_replicas: z.wake_replicas,
+        ..Default::default()
+    };
+    let mut note = String::new();
+    if view.handed || wake_requested || scale.replicas == 0 || activity {
+        let read = async {
+            let workload_eps = handover::ready_endpoints(client, &ns, &workload).await?;
+            let service_eps = handover::ready_endpoints(client, &ns, &z.service).await?;
+            let dlx = handover::pod_names(client, &ns, &z.dlx_labels()).await?;
+            let pods = handover::pod_names(client, &ns, &view.original).await?;
+            Ok::<_, String>((workload_eps, service_eps, dlx, pods))
+        };
+        match read.await {
+            Ok((workload_eps, service_eps, dlx, pods)) => {
+                observed.workload_ready = workload_eps.len();
+                observed.service_on_dlx = !service_eps.is_empty()
+                    && service_eps
+                        .iter()
+                        .all(|n| n.as_ref().is_some_and(|n| dlx.contains(n)));
+                observed.service_on_workload = service_eps
+                    .iter()
+                    .any(|n| n.as_ref().is_some_and(|n| pods.contains(n)));
+                if dlx.is_empty() {
+                    note = format!(
+                        "no DLX pod in {ns} matches {:?}: deploy the DLX in this namespace",
+                        z.dlx_labels()
+                    );
+                }
+            }
+            Err(e) => {
+                fail(o, e);
+                return (
+                    Some(scale.replicas.max(decided.unwrap_or(0).min(1))),
+                    reason,
+                    true,
+                );
+            }
+        }
+    }
+    let (phase, step) = zero::decide(&observed);
+    tracing::debug!(scaler = %es.name_any(), ?phase, ?step, "scale to zero");
+    let mut soon = true;
+    let (desired, what): (Option<i32>, String) = match &step {
+        zero::Step::Serve => {
+            soon = false;
+            (decided.map(|d| d.max(1)), reason.clone())
+        }
+        zero::Step::HandOver => match handover::hand_over(client, es, z, &view).await {
+            Ok(()) => (
+                Some(scale.replicas),
+                format!("idle: Service {} handed to the DLX", z.service),
+            ),
+            Err(e) => (Some(scale.replicas), e),
+        },
+        zero::Step::WaitForDlx => (
+            Some(scale.replicas),
+            if note.is_empty() {
+                format!(
+                    "waiting for Service {}'s EndpointSlices to list only DLX pods",
+                    z.service
+                )
+            } else {
+                note.clone()
+            },
+        ),
+        zero::Step::ScaleToZero => (
+            Some(0),
+            format!("idle: scaled to 0; Service {} is on the DLX", z.service),
+        ),
+        zero::Step::Hold => {
+            soon = false;
+            (
+                Some(0),
+                format!("at zero; Service {} is on the DLX", z.service),
+            )
+        }
+        zero::Step::WakeUp(n) => (
+            Some(*n),
+            format!("waking: a request is waiting; scaling to {n}"),
+        ),
+        zero::Step::WaitForReady => (
+            Some(scale.replicas),
+            "waking: waiting for a ready pod".into(),
+        ),
+        zero::Step::Restore => match handover::restore(client, &ns, z, &view).await {
+            Ok(()) => (
+                Some(scale.replicas),
+                format!("waking: Service {} handed back to the workload", z.service),
+            ),
+            Err(e) => (Some(scale.replicas), e),
+        },
+        zero::Step::WaitForRestore => (
+            Some(scale.replicas),
+            format!(
+                "waking: waiting for Service {}'s EndpointSlices to list the workload's pods",
+                z.service
+            ),
+        ),
+        zero::Step::ClearWake => match handover::clear_wake(client, es).await {
+            Ok(()) => (
+                Some(scale.replicas.max(decided.unwrap_or(1))),
+                format!("serving again through Service {}", z.service),
+            ),
+            Err(e) => (Some(scale.replicas), e),
+        },
+    };
+    let idle_since = if phase == ZeroPhase::Active {
+        zero::next_idle_since(&observed)
+    } else {
+        None
+    };
+    let zero_status = ScaleToZeroStatus {
+        phase,
+        idle_since: idle_since
+            .and_then(|t| jiff::Timestamp::from_millisecond((t * 1000.0) as i64).ok())
+            .map(Time),
+        message: if step == zero::Step::Serve {
+            String::new()
+        } else {
+            what.clone()
+        },
+    };
+    if old.scale_to_zero.as_ref().map(|s| s.phase) != Some(phase) {
+        tracing::info!(scaler = %es.name_any(), namespace = %ns, ?phase, %what, "scale-to-zero phase");
+        publish(
+            ctx,
+            es,
+            EventType::Normal,
+            reasons::SCALE_TO_ZERO,
+            &format!("{phase:?}"),
+            what.clone(),
+        );
+    }
+    o.scale_to_zero = Some(zero_status);
+    if step != zero::Step::Serve {
+        o.calculation = Some(Ok(what.clone()));
+    }
+    (
+        desired,
+        if step == zero::Step::Serve {
+            reason
+        } else {
+            what
+        },
+        soon,
+    )
+}
+
 /// One reconcile of one ElasticScaler.
 pub async fn reconcile(es: Arc<ElasticScaler>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -461,7 +678,8 @@ pub async fn reconcile(es: Arc<ElasticScaler>, ctx: Arc<Ctx>) -> Result<Action, 
         .saturating_sub(started.elapsed())
         .max(Duration::from_millis(100));
     let wait = match result {
-        Ok(true) => ctx.config.retry.min(next),
+        Ok(Next::Retry) => ctx.config.retry.min(next),
+        Ok(Next::Soon) => SOON.min(next),
         _ => next,
     };
     st.due(inputs, wait);
@@ -474,12 +692,21 @@ pub async fn reconcile(es: Arc<ElasticScaler>, ctx: Arc<Ctx>) -> Result<Action, 
     result.map(|_| Action::requeue(wait))
 }
 
-/// Returns whether to retry sooner than the period.
-async fn run_once(es: &ElasticScaler, ctx: &Ctx, st: &mut ScalerState) -> Result<bool, Error> {
+/// When to decide again: at the period, after the retry delay, or at once (a hand-over in progress).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    Period,
+    Retry,
+    Soon,
+}
+
+/// Returns when to decide again.
+async fn run_once(es: &ElasticScaler, ctx: &Ctx, st: &mut ScalerState) -> Result<Next, Error> {
     let (now_s, now_t) = now();
     let old = st.freshest(es);
     let mut o = Outcome::default();
     let mut retry = false;
+    let mut fast = false;
     let target = match prepare(es, ctx, st, now_s) {
         Ok(t) => Some(t),
         Err(msg) => {
@@ -537,9 +764,24 @@ async fn run_once(es: &ElasticScaler, ctx: &Ctx, st: &mut ScalerState) -> Result
                             .metrics_trigger
                             .as_ref()
                             .map(|m| m.algorithm());
-                        match decide_on_metrics(es, ctx, st, target, &scale, now_s, &mut o).await {
+                        let (decision, activity) =
+                            decide_on_metrics(es, ctx, st, target, &scale, now_s, &mut o).await;
+                        let decided = match decision {
                             Some(d) => with_tidal_floor(es, ctx, d.desired, d.explain(), &mut o),
                             None => (None, String::new()),
+                        };
+                        match &es.spec.scale_to_zero {
+                            Some(z) => {
+                                let (desired, reason, sooner) = zero_step(
+                                    es, ctx, z, &scale, now_s, activity, &old, decided, &mut o,
+                                )
+                                .await;
+                                if sooner {
+                                    fast = true;
+                                }
+                                (desired, reason)
+                            }
+                            None => decided,
                         }
                     }
                     TriggerType::StateTrigger => match decide_on_state(es, ctx).await {
@@ -628,7 +870,11 @@ async fn run_once(es: &ElasticScaler, ctx: &Ctx, st: &mut ScalerState) -> Result
         ctx.metrics.status_writes.inc();
         st.written = Some((es.metadata.generation, new));
     }
-    Ok(retry)
+    Ok(match (fast, retry) {
+        (true, _) => Next::Soon,
+        (false, true) => Next::Retry,
+        (false, false) => Next::Period,
+    })
 }
 
 async fn write_status(ctx: &Ctx, es: &ElasticScaler, s: &ElasticScalerStatus) -> Result<(), Error> {

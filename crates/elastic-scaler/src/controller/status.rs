@@ -65,6 +65,8 @@ pub struct Outcome {
     pub records: Option<Vec<RecommendationRecord>>,
     /// The KPA is panicking.
     pub panicking: Option<bool>,
+    /// Scale-to-zero state (with `spec.scaleToZero`).
+    pub scale_to_zero: Option<api_types::elastic_scaler::ScaleToZeroStatus>,
 }
 
 /// The next status: `old` updated by `o`; `lastSyncTime` is `now` only if anything else changed.
@@ -151,6 +153,9 @@ pub fn next(
     }
     if o.panicking.is_some() {
         s.panicking = o.panicking.filter(|p| *p);
+    }
+    if o.scale_to_zero.is_some() {
+        s.scale_to_zero = o.scale_to_zero.clone();
     }
     if let Some(sc) = &o.scaled {
         s.last_scale_time = Some(sc.time.clone());

@@ -9,6 +9,7 @@ mod panic;
 mod plugins;
 mod rbac;
 mod spec;
+mod zero;
 
 use std::time::Duration;
 
