@@ -1,13 +1,10 @@
-//! The scale-to-zero proxy that holds requests while a workload is at zero.
-//!
-//! Skeleton: serves `/healthz`, `/readyz`, `/metrics` and exits cleanly on SIGTERM. The component's
-//! own issue fills in the rest.
+//! `dlx`: the scale-to-zero proxy. Flags (each with an env fallback), logs, then [`dlx::run`].
+
+use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    pdo_runtime::run_skeleton(
-        "dlx",
-        "The scale-to-zero proxy that holds requests while a workload is at zero.",
-    )
-    .await
+    let args = dlx::Args::parse();
+    pdo_runtime::init_tracing(&args.log)?;
+    dlx::run(args).await
 }

@@ -1,0 +1,176 @@
+//! Connections to pods: HTTP/1.1 keep-alive connections pooled per pod address, and one multiplexed
+//! HTTP/2 (h2c, prior knowledge) connection per pod address.
+//!
+//! The DLX speaks to a pod in the protocol the client spoke to it: HTTP/1.1 (and upgrades) over
+//! HTTP/1.1, HTTP/2 (gRPC) over h2c. It connects before it hands a request over, so a pod that cannot
+//! be reached costs only the connect attempt and the request goes to another pod untouched.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::body::Held;
+
+/// Errors of bodies in flight.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of responses sent to clients.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A pod could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// TCP connect failed.
+    #[error("connecting to {addr}: {source}")]
+    Io {
+        /// The pod address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// TCP connect did not finish in time.
+    #[error("connecting to {addr}: no answer within {timeout:?}")]
+    Timeout {
+        /// The pod address.
+        addr: SocketAddr,
+        /// The connect timeout.
+        timeout: Duration,
+    },
+    /// The HTTP handshake failed.
+    #[error("HTTP handshake with {addr}: {source}")]
+    Handshake {
+        /// The pod address.
+        addr: SocketAddr,
+        /// Hyper's error.
+        source: hyper::Error,
+    },
+}
+
+type H2Slot = Arc<tokio::sync::Mutex<Option<http2::SendRequest<Held>>>>;
+
+/// Idle HTTP/1.1 connections by pod address, with the instant each became idle.
+type Idle = HashMap<SocketAddr, Vec<(http1::SendRequest<Held>, Instant)>>;
+
+/// Connections to pods.
+pub struct Pool {
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    idle: Mutex<Idle>,
+    h2: Mutex<HashMap<SocketAddr, H2Slot>>,
+}
+
+impl Pool {
+    /// A pool whose connects give up after `connect_timeout` and whose idle HTTP/1.1 connections are
+    /// dropped after `idle_timeout`.
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            connect_timeout,
+            idle_timeout,
+            idle: Mutex::default(),
+            h2: Mutex::default(),
+        })
+    }
+
+    async fn tcp(&self, addr: SocketAddr) -> Result<TokioIo<TcpStream>, ConnectError> {
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ConnectError::Timeout {
+                addr,
+                timeout: self.connect_timeout,
+            })?
+            .map_err(|source| ConnectError::Io { addr, source })?;
+        // Token streams are many small writes: do not let Nagle hold them back.
+        let _ = stream.set_nodelay(true);
+        Ok(TokioIo::new(stream))
+    }
+
+    /// An HTTP/1.1 connection to `addr` that is ready for a request: an idle one, else a new one.
+    /// The flag says whether it was reused (a reused one may have been closed by the pod meanwhile).
+    pub async fn http1(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<(http1::SendRequest<Held>, bool), ConnectError> {
+        while let Some(sender) = self.take_idle(addr) {
+            if sender.is_ready() {
+                return Ok((sender, true));
+            }
+        }
+        let io = self.tcp(addr).await?;
+        let (sender, conn) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|source| ConnectError::Handshake { addr, source })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(%addr, error = %e, "pod connection ended");
+            }
+        });
+        Ok((sender, false))
+    }
+
+    fn take_idle(&self, addr: SocketAddr) -> Option<http1::SendRequest<Held>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(&addr)?;
+        let now = Instant::now();
+        list.retain(|(s, at)| !s.is_closed() && now.duration_since(*at) < self.idle_timeout);
+        let out = list.pop().map(|(s, _)| s);
+        if list.is_empty() {
+            idle.remove(&addr);
+        }
+        out
+    }
+
+    /// Returns an HTTP/1.1 connection whose response was read to the end, once it is ready again.
+    pub fn put_http1(self: &Arc<Self>, addr: SocketAddr, mut sender: http1::SendRequest<Held>) {
+        let pool = self.clone();
+        let give_back = move |sender: http1::SendRequest<Held>| {
+            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.entry(addr).or_default().push((sender, Instant::now()));
+        };
+        if sender.is_ready() {
+            give_back(sender);
+            return;
+        }
+        // The connection still finishes the response in its own task; pool it when it can take more.
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                give_back(sender);
+            }
+        });
+    }
+
+    /// The HTTP/2 connection to `addr`, opened on first use and replaced when it closes.
+    pub async fn http2(&self, addr: SocketAddr) -> Result<http2::SendRequest<Held>, ConnectError> {
+        let slot = {
+            let mut h2 = self.h2.lock().unwrap_or_else(|e| e.into_inner());
+            h2.entry(addr).or_default().clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some(s) = slot.as_ref()
+            && !s.is_closed()
+        {
+            return Ok(s.clone());
+        }
+        let io = self.tcp(addr).await?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
+            .await
+            .map_err(|source| ConnectError::Handshake { addr, source })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%addr, error = %e, "pod HTTP/2 connection ended");
+            }
+        });
+        *slot = Some(sender.clone());
+        Ok(sender)
+    }
+}

@@ -1,0 +1,568 @@
+//! One request through the DLX: find its target → get a place at a ready pod, holding it while
+//! there is none (and asking for a wake-up) → send it to the pod → stream the answer back.
+//!
+//! Answers of the DLX itself are plain text naming the target and the reason: 404 (no target), 503 +
+//! `Retry-After` (a queue cap, or shutting down), 504 (the wake timeout passed), 502 (no pod could be
+//! reached). Everything else is the pod's answer, relayed as it arrives.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::body::{Held, Prefetch, Relayed};
+use crate::catalog::{Catalog, Handed, Miss, SvcPort};
+use crate::headers;
+use crate::host;
+use crate::metrics::{Metrics, TargetLabels};
+use crate::pool::{Pool, ProxyBody};
+use crate::probe;
+use crate::target::{Admission, Full as QueueFull, Global, Key, Permit, Target, WaitError};
+
+/// Asks for a wake-up of a target (the [`Waker`](crate::wake::Waker) in the binary, a stub in tests).
+pub type WakeFn = Arc<dyn Fn(Arc<Handed>, Arc<Target>, Instant) + Send + Sync>;
+
+/// How the proxy behaves.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// A header naming the target explicitly (checked first, removed before forwarding).
+    pub target_header: Option<HeaderName>,
+    /// `Retry-After` of a 503.
+    pub retry_after: Duration,
+    /// Bytes of a held request's body read ahead (see [`Prefetch`]).
+    pub hold_body_bytes: usize,
+    /// When set, a new pod gets requests only after `GET <path>` answers 2xx.
+    pub probe_path: Option<String>,
+    /// Attempts at reaching a pod before answering 502.
+    pub attempts: u32,
+}
+
+/// Where a connection came from and arrived.
+#[derive(Clone, Copy, Debug)]
+pub struct Conn {
+    /// The client.
+    pub peer: SocketAddr,
+    /// The DLX's own address the client connected to.
+    pub local: SocketAddr,
+}
+
+/// The proxy: catalog, targets, connections.
+pub struct Proxy {
+    /// What the watches know.
+    pub catalog: Arc<Catalog>,
+    global: Arc<Global>,
+    targets: Mutex<HashMap<Key, Arc<Target>>>,
+    pool: Arc<Pool>,
+    wake: WakeFn,
+    metrics: Metrics,
+    cfg: Config,
+    closing: std::sync::atomic::AtomicBool,
+}
+
+impl Proxy {
+    /// A proxy over `catalog`.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        global: Arc<Global>,
+        pool: Arc<Pool>,
+        wake: WakeFn,
+        metrics: Metrics,
+        cfg: Config,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            catalog,
+            global,
+            targets: Mutex::default(),
+            pool,
+            wake,
+            metrics,
+            cfg,
+            closing: Default::default(),
+        })
+    }
+
+    fn targets(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Target>>> {
+        self.targets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The live state of `h`, created (with its current pods) on first use.
+    pub fn target(&self, h: &Arc<Handed>) -> Arc<Target> {
+        let (target, created) = {
+            let mut map = self.targets();
+            match map.get(&h.key) {
+                Some(t) => (t.clone(), false),
+                None => {
+                    let t = Target::new(
+                        h.key.clone(),
+                        self.global.clone(),
+                        self.metrics.gauges(&h.key),
+                    );
+                    map.insert(h.key.clone(), t.clone());
+                    (t, true)
+                }
+            }
+        };
+        if created {
+            self.refresh_one(&target, h);
+        }
+        target
+    }
+
+    fn refresh_one(&self, target: &Arc<Target>, h: &Handed) {
+        let probing = self.cfg.probe_path.clone();
+        let new_pods = target.set_endpoints(self.catalog.endpoints(h), probing.is_some());
+        if let (Some(path), Some(first)) = (probing, h.ports.first()) {
+            for ip in new_pods {
+                probe::spawn(target.clone(), ip, first.name.clone(), path.clone());
+            }
+        }
+    }
+
+    /// The pods of workload Service `workload` changed: refresh the targets it serves.
+    pub fn workload_changed(&self, workload: &Key) {
+        for key in self.catalog.services_of_workload(workload) {
+            self.service_changed(&key);
+        }
+    }
+
+    /// Service `key` changed: refresh its target, or close it if it is no longer handed over.
+    pub fn service_changed(&self, key: &Key) {
+        let Some(target) = self.targets().get(key).cloned() else {
+            return;
+        };
+        match self.catalog.service(key) {
+            Some(h) => self.refresh_one(&target, &h),
+            None => target.close(&format!(
+                "Service {key} is no longer handed to the DLX: send the request again"
+            )),
+        }
+    }
+
+    /// Everything may have changed (a watch re-listed).
+    pub fn all_changed(&self) {
+        let keys: Vec<Key> = self.targets().keys().cloned().collect();
+        for k in keys {
+            self.service_changed(&k);
+        }
+    }
+
+    /// Shutting down: every held request gets 503 now, and so do later ones.
+    pub fn close_all(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
+        for t in self.targets().values() {
+            t.close("the DLX is shutting down");
+        }
+    }
+
+    /// Requests held in this process now.
+    pub fn held(&self) -> usize {
+        self.global.held()
+    }
+
+    /// Handles one request.
+    pub async fn handle(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        conn: Conn,
+    ) -> Response<ProxyBody> {
+        let arrived = Instant::now();
+        let (handed, port) = match self.resolve(&req, conn.local.port()) {
+            Ok(found) => found,
+            Err(why) => {
+                return self.answer(
+                    None,
+                    StatusCode::NOT_FOUND,
+                    format!("dlx: no target for this request: {why}"),
+                );
+            }
+        };
+        let target = self.target(&handed);
+        let upgrade = req.version() != Version::HTTP_2 && headers::is_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (parts, body) = req.into_parts();
+        let mut body = Prefetch::new(body, self.cfg.hold_body_bytes);
+        let deadline = arrived + self.global.limits().wake_timeout;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let permit = match self
+                .place(&handed, &target, &mut body, arrived, deadline)
+                .await
+            {
+                Ok(p) => p,
+                Err(resp) => return resp,
+            };
+            let Some(pod_port) = permit.port(&port.name) else {
+                let msg = format!(
+                    "dlx: pod {} of {} lists no port named {:?} in the EndpointSlices of Service {}/{}",
+                    permit.ip, handed.key, port.name, handed.key.namespace, handed.workload
+                );
+                return self.answer(Some(&handed.key), StatusCode::BAD_GATEWAY, msg);
+            };
+            let addr = SocketAddr::new(permit.ip, pod_port);
+            let last = attempt >= self.cfg.attempts;
+            let sent = if parts.version == Version::HTTP_2 {
+                self.send_h2(&parts, &mut body, addr, conn.peer.ip(), last)
+                    .await
+            } else {
+                self.send_h1(&parts, &mut body, addr, conn.peer.ip(), upgrade, last)
+                    .await
+            };
+            if let Some(t) = permit.released_by {
+                self.metrics
+                    .release_delay_seconds
+                    .observe(t.elapsed().as_secs_f64());
+            }
+            match sent {
+                Sent::Ok(resp, pooled) => {
+                    return self.relay(&handed.key, resp, permit, pooled, client_upgrade);
+                }
+                Sent::Retry(why) => {
+                    self.metrics.backend_errors.inc();
+                    tracing::debug!(target = %handed.key, pod = %addr, error = %why, "trying another pod");
+                    target.avoid(permit.ip, Duration::from_secs(2));
+                    drop(permit);
+                }
+                Sent::Failed(why) => {
+                    self.metrics.backend_errors.inc();
+                    let msg = format!("dlx: pod {addr} of {} failed: {why}", handed.key);
+                    return self.answer(Some(&handed.key), StatusCode::BAD_GATEWAY, msg);
+                }
+            }
+        }
+    }
+
+    /// Which handed-over Service and port the request is for: the target header, then Host (or the
+    /// HTTP/2 authority), then `X-Forwarded-Host`. The error lists what each said.
+    fn resolve<B>(
+        &self,
+        req: &Request<B>,
+        local_port: u16,
+    ) -> Result<(Arc<Handed>, SvcPort), String> {
+        let h = req.headers();
+        let value = |name: &HeaderName| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let host = value(&header::HOST).or_else(|| req.uri().authority().map(|a| a.to_string()));
+        let forwarded = value(&HeaderName::from_static("x-forwarded-host"))
+            .map(|v| v.split(',').next().unwrap_or_default().trim().to_string());
+        let mut candidates = Vec::new();
+        if let Some(name) = &self.cfg.target_header {
+            candidates.push((name.as_str().to_string(), value(name)));
+        }
+        candidates.push(("Host".into(), host));
+        candidates.push(("X-Forwarded-Host".into(), forwarded));
+        let mut tried = Vec::new();
+        for (what, v) in candidates {
+            let Some(v) = v else { continue };
+            let Some(name) = host::parse(&v) else {
+                tried.push(format!("{what} {v:?} names no Service"));
+                continue;
+            };
+            match self.catalog.resolve(&name) {
+                Ok(h) => match h.port_for(name.port(), local_port) {
+                    Ok(p) => {
+                        let p = p.clone();
+                        return Ok((h, p));
+                    }
+                    Err(m) => tried.push(format!("{what} {v:?}: {m}")),
+                },
+                Err(Miss(m)) => tried.push(format!("{what} {v:?}: {m}")),
+            }
+        }
+        if tried.is_empty() {
+            tried.push("the request has no Host".into());
+        }
+        Err(tried.join("; "))
+    }
+
+    /// A place at a pod, holding the request while there is none.
+    async fn place(
+        &self,
+        h: &Arc<Handed>,
+        target: &Arc<Target>,
+        body: &mut Prefetch,
+        arrived: Instant,
+        deadline: Instant,
+    ) -> Result<Permit, Response<ProxyBody>> {
+        if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(self.unavailable(&h.key, "the DLX is shutting down".into()));
+        }
+        let (waiter, wake) = match target.admit(Instant::now()) {
+            Admission::Go(p) => return Ok(p),
+            Admission::Full(QueueFull::Target(n)) => {
+                let why = format!(
+                    "{} already holds {n} requests waiting for its workload (--max-held-per-target)",
+                    h.key
+                );
+                return Err(self.unavailable(&h.key, why));
+            }
+            Admission::Full(QueueFull::Global(n)) => {
+                let why = format!(
+                    "this DLX already holds {n} requests (--max-held); {} was not admitted",
+                    h.key
+                );
+                return Err(self.unavailable(&h.key, why));
+            }
+            Admission::Wait { waiter, wake } => (waiter, wake),
+        };
+        if wake {
+            (self.wake)(h.clone(), target.clone(), arrived);
+        }
+        let wait = waiter.wait(deadline);
+        tokio::pin!(wait);
+        let result = loop {
+            tokio::select! {
+                biased;
+                r = &mut wait => break r,
+                r = body.step(), if body.active() => {
+                    if let Err(e) = r {
+                        // The client is gone (or its body is broken): nobody reads this answer.
+                        return Err(self.answer(Some(&h.key), StatusCode::BAD_REQUEST,
+                            format!("dlx: reading the request body failed while held: {e}")));
+                    }
+                }
+            }
+        };
+        let held = arrived.elapsed().as_secs_f64();
+        self.metrics
+            .hold_seconds
+            .get_or_create(&TargetLabels::from(&h.key))
+            .observe(held);
+        match result {
+            Ok(p) => Ok(p),
+            Err(WaitError::Closed(why)) => Err(self.unavailable(&h.key, why)),
+            Err(WaitError::Timeout { pods: 0 }) => Err(self.answer(
+                Some(&h.key),
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "dlx: gave up on {} after {:.0} s: waited for a ready endpoint of its workload Service {}/{} and none appeared (wake-up asked of ElasticScaler {}/{})",
+                    h.key, held, h.key.namespace, h.workload, h.key.namespace, h.scaler
+                ),
+            )),
+            Err(WaitError::Timeout { pods }) => Err(self.answer(
+                Some(&h.key),
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "dlx: gave up on {} after {held:.0} s: waited for a free place at its {pods} ready pod(s), which stayed at their limit (--pod-concurrency)",
+                    h.key
+                ),
+            )),
+        }
+    }
+
+    async fn send_h1(
+        &self,
+        parts: &http::request::Parts,
+        body: &mut Prefetch,
+        addr: SocketAddr,
+        client: IpAddr,
+        upgrade: bool,
+        last: bool,
+    ) -> Sent {
+        let mut out = self.outbound(parts, client, upgrade);
+        *out.version_mut() = Version::HTTP_11;
+        *out.uri_mut() = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+        let mut fresh_tries = 0;
+        loop {
+            let (mut sender, reused) = match self.pool.http1(addr).await {
+                Ok(s) => s,
+                Err(e) if last => return Sent::Failed(e.to_string()),
+                Err(e) => return Sent::Retry(e.to_string()),
+            };
+            let Some(req) = self.with_body(&out, body) else {
+                return Sent::Failed("the request body was already sent to another pod".into());
+            };
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Sent::Ok(resp, Some((addr, sender))),
+                Err(mut e) => {
+                    // Not written at all: a reused connection the pod had closed. Try a fresh one.
+                    if let Some(req) = e.take_message()
+                        && reused
+                        && fresh_tries < 2
+                    {
+                        fresh_tries += 1;
+                        body.restore(req.into_body());
+                        continue;
+                    }
+                    let err = e.into_error();
+                    return if last || !body.restartable() {
+                        Sent::Failed(err.to_string())
+                    } else {
+                        Sent::Retry(err.to_string())
+                    };
+                }
+            }
+        }
+    }
+
+    async fn send_h2(
+        &self,
+        parts: &http::request::Parts,
+        body: &mut Prefetch,
+        addr: SocketAddr,
+        client: IpAddr,
+        last: bool,
+    ) -> Sent {
+        let mut out = self.outbound(parts, client, false);
+        *out.version_mut() = Version::HTTP_2;
+        if out.uri().authority().is_none() {
+            // HTTP/2 needs an authority: the original Host, else the pod.
+            let authority = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map_or_else(|| addr.to_string(), str::to_string);
+            let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            if let Ok(uri) = format!("http://{authority}{pq}").parse() {
+                *out.uri_mut() = uri;
+            }
+        }
+        let mut sender = match self.pool.http2(addr).await {
+            Ok(s) => s,
+            Err(e) if last => return Sent::Failed(e.to_string()),
+            Err(e) => return Sent::Retry(e.to_string()),
+        };
+        let Some(req) = self.with_body(&out, body) else {
+            return Sent::Failed("the request body was already sent to another pod".into());
+        };
+        match sender.try_send_request(req).await {
+            Ok(resp) => Sent::Ok(resp, None),
+            Err(mut e) => {
+                if let Some(req) = e.take_message() {
+                    body.restore(req.into_body());
+                }
+                let err = e.into_error();
+                if last || !body.restartable() {
+                    Sent::Failed(err.to_string())
+                } else {
+                    Sent::Retry(err.to_string())
+                }
+            }
+        }
+    }
+
+    /// The request's head as sent to the pod (no body yet).
+    fn outbound(&self, parts: &http::request::Parts, client: IpAddr, upgrade: bool) -> Request<()> {
+        let mut req = Request::new(());
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = parts.uri.clone();
+        let mut h = parts.headers.clone();
+        if let Some(name) = &self.cfg.target_header {
+            h.remove(name);
+        }
+        headers::strip_hop_by_hop(&mut h, upgrade);
+        headers::append_forwarded_for(&mut h, client);
+        *req.headers_mut() = h;
+        req
+    }
+
+    fn with_body(&self, head: &Request<()>, body: &mut Prefetch) -> Option<Request<Held>> {
+        let mut req = Request::new(body.take()?);
+        *req.method_mut() = head.method().clone();
+        *req.uri_mut() = head.uri().clone();
+        *req.version_mut() = head.version();
+        *req.headers_mut() = head.headers().clone();
+        Some(req)
+    }
+
+    fn relay(
+        &self,
+        key: &Key,
+        resp: Response<Incoming>,
+        permit: Permit,
+        pooled: Option<(SocketAddr, hyper::client::conn::http1::SendRequest<Held>)>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Response<ProxyBody> {
+        self.metrics.outcome(Some(key), resp.status().as_u16());
+        let mut resp = resp;
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client) = client_upgrade
+        {
+            let pod = hyper::upgrade::on(&mut resp);
+            let key = key.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                match tokio::try_join!(client, pod) {
+                    Ok((c, p)) => {
+                        let mut c = hyper_util::rt::TokioIo::new(c);
+                        let mut p = hyper_util::rt::TokioIo::new(p);
+                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut p).await {
+                            tracing::debug!(target = %key, error = %e, "upgraded connection ended");
+                        }
+                    }
+                    Err(e) => tracing::debug!(target = %key, error = %e, "upgrade failed"),
+                }
+            });
+            let (mut parts, _) = resp.into_parts();
+            headers::strip_hop_by_hop(&mut parts.headers, true);
+            return Response::from_parts(parts, empty());
+        }
+        let (mut parts, body) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, false);
+        let pool = self.pool.clone();
+        let on_end = pooled.map(|(addr, sender)| -> crate::body::OnEnd {
+            Box::new(move || pool.put_http1(addr, sender))
+        });
+        Response::from_parts(parts, Relayed::new(body, permit, on_end).boxed_unsync())
+    }
+
+    fn unavailable(&self, key: &Key, why: String) -> Response<ProxyBody> {
+        let secs = self.cfg.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let mut r = self.answer(
+            Some(key),
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("dlx: {why}; retry after {secs} s"),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        r
+    }
+
+    fn answer(&self, key: Option<&Key>, status: StatusCode, text: String) -> Response<ProxyBody> {
+        self.metrics.outcome(key, status.as_u16());
+        if status != StatusCode::NOT_FOUND {
+            tracing::info!(target = ?key.map(ToString::to_string), status = status.as_u16(), "{text}");
+        }
+        let mut r = Response::new(
+            Full::new(Bytes::from(text + "\n"))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    }
+}
+
+enum Sent {
+    Ok(
+        Response<Incoming>,
+        Option<(SocketAddr, hyper::client::conn::http1::SendRequest<Held>)>,
+    ),
+    /// The pod could not take the request and the body is intact: try another pod.
+    Retry(String),
+    Failed(String),
+}
+
+fn empty() -> ProxyBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}

@@ -1,0 +1,418 @@
+//! The proxy end to end in one process, without a cluster: the catalog is fed directly (what the watches
+//! would deliver), the pods are real fake-inference servers on loopback addresses, the clients real
+//! HTTP/1.1, SSE, WebSocket and h2c/gRPC clients. The e2e suite repeats the important cases against
+//! the local cluster with the real binary.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Parser;
+use dlx::catalog::{Catalog, Handed, Slice, SvcPort};
+use dlx::metrics::Metrics;
+use dlx::pool::Pool;
+use dlx::proxy::{Config, Proxy, WakeFn};
+use dlx::target::{Global, Key, Limits};
+use futures::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+
+const HOST: &str = "llm.t.svc.cluster.local";
+
+struct Rig {
+    proxy: Arc<Proxy>,
+    addr: SocketAddr,
+    wakes: Arc<AtomicUsize>,
+    stop: CancellationToken,
+    http: reqwest::Client,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn key(service: &str) -> Key {
+    Key {
+        namespace: "t".into(),
+        service: service.into(),
+    }
+}
+
+async fn rig(mut limits: Limits, wake_timeout: Duration) -> Rig {
+    limits.wake_timeout = wake_timeout;
+    let catalog = Arc::new(Catalog::default());
+    catalog.reset_services(vec![Handed {
+        key: key("llm"),
+        scaler: "llm".into(),
+        workload: "llm-workload".into(),
+        ports: vec![SvcPort {
+            name: "http".into(),
+            port: 80,
+            target_port: None,
+        }],
+        cluster_ips: vec![],
+    }]);
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let w = wakes.clone();
+    let wake: WakeFn = Arc::new(move |_, _, _| {
+        w.fetch_add(1, Ordering::SeqCst);
+    });
+    let cfg = Config {
+        target_header: Some(http::HeaderName::from_static("x-dlx-target")),
+        retry_after: Duration::from_secs(7),
+        hold_body_bytes: 65536,
+        probe_path: None,
+        attempts: 3,
+    };
+    let metrics = Metrics::register(&mut prometheus_client::registry::Registry::default());
+    let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(30));
+    let proxy = Proxy::new(catalog, Global::new(limits), pool, wake, metrics, cfg);
+    let listeners = dlx::server::bind(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let addr = listeners[0].local_addr().unwrap();
+    let stop = CancellationToken::new();
+    dlx::server::spawn(
+        listeners,
+        proxy.clone(),
+        stop.clone(),
+        Duration::from_secs(1),
+    );
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    Rig {
+        proxy,
+        addr,
+        wakes,
+        stop,
+        http,
+    }
+}
+
+fn limits(pod_concurrency: usize, per_target: usize) -> Limits {
+    Limits {
+        pod_concurrency,
+        max_held_per_target: per_target,
+        max_held: 10_000,
+        wake_timeout: Duration::from_secs(60),
+    }
+}
+
+/// A fake inference pod on `ip` (a loopback address), with `args`.
+async fn pod(ip: &str, args: &[&str]) -> SocketAddr {
+    let listen = format!("{ip}:0");
+    let argv = ["fake-inference", "--listen", &listen, "--model", "llm"]
+        .into_iter()
+        .chain(args.iter().copied());
+    let server =
+        fake_inference::FakeServer::bind(&fake_inference::Config::try_parse_from(argv).unwrap())
+            .await
+            .unwrap();
+    let addr = server.local_addr();
+    tokio::spawn(server.run(std::future::pending()));
+    addr
+}
+
+impl Rig {
+    /// The workload Service's EndpointSlice now lists `pods` as ready (what the watch would deliver).
+    fn pods(&self, pods: &[SocketAddr]) {
+        let ports: Vec<_> = pods.iter().map(|p| p.port()).collect();
+        let slice: k8s_openapi::api::discovery::v1::EndpointSlice = serde_json::from_value(json!({
+            "metadata": {"name": "s"},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": ports.first().copied().unwrap_or(1), "protocol": "TCP"}],
+            "endpoints": pods.iter().map(|p| json!({"addresses": [p.ip().to_string()], "conditions": {"ready": true}})).collect::<Vec<_>>()
+        }))
+        .unwrap();
+        let wk = key("llm-workload");
+        self.proxy.catalog.put_slice(
+            wk.clone(),
+            "s".into(),
+            Some(Slice::from_endpoint_slice(&slice)),
+        );
+        self.proxy.workload_changed(&wk);
+    }
+
+    fn post(&self, body: serde_json::Value) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("http://{}/v1/completions", self.addr))
+            .header("host", HOST)
+            .json(&body)
+    }
+
+    async fn wait_held(&self, n: usize) {
+        let start = Instant::now();
+        while self.proxy.held() != n {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "held {} != {n}",
+                self.proxy.held()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+fn completion(stream: bool) -> serde_json::Value {
+    json!({"model": "llm", "prompt": "hello", "max_tokens": 4, "stream": stream})
+}
+
+#[tokio::test]
+async fn holds_until_a_pod_is_ready_wakes_once_and_streams_every_answer() {
+    let rig = rig(limits(4, 1000), Duration::from_secs(30)).await;
+    let mut clients = Vec::new();
+    for i in 0..40 {
+        let req = rig.post(completion(i % 2 == 0));
+        clients.push(tokio::spawn(async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            let sse = resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream");
+            (status, sse, resp.text().await.unwrap())
+        }));
+    }
+    rig.wait_held(40).await;
+    assert_eq!(
+        rig.wakes.load(Ordering::SeqCst),
+        1,
+        "one wake-up for 40 held requests"
+    );
+    let pod = pod(
+        "127.0.0.1",
+        &["--tokens-per-second", "200", "--ttft-ms", "5"],
+    )
+    .await;
+    rig.pods(&[pod]);
+    for (i, c) in clients.into_iter().enumerate() {
+        let (status, sse, text) = c.await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(sse, i % 2 == 0);
+        if sse {
+            assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+            assert_eq!(text.matches("data: ").count(), 5, "{text}");
+        } else {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["choices"][0]["text"], "tok0 tok1 tok2 tok3");
+        }
+    }
+    assert_eq!(rig.proxy.held(), 0);
+}
+
+#[tokio::test]
+async fn sse_chunks_are_relayed_as_they_are_produced() {
+    let rig = rig(limits(4, 10), Duration::from_secs(30)).await;
+    let pod = pod(
+        "127.0.0.1",
+        &["--tokens-per-second", "10", "--ttft-ms", "0"],
+    )
+    .await;
+    rig.pods(&[pod]);
+    let body = json!({"model": "llm", "prompt": "x", "max_tokens": 5, "stream": true});
+    let resp = rig.post(body).send().await.unwrap();
+    let start = Instant::now();
+    let mut stream = resp.bytes_stream();
+    let mut arrivals = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        let n = chunk.windows(6).filter(|w| w == b"data: ").count();
+        for _ in 0..n {
+            arrivals.push(start.elapsed());
+        }
+    }
+    assert_eq!(arrivals.len(), 6, "5 tokens and [DONE]");
+    // Tokens 100 ms apart arrive 100 ms apart: nothing is buffered on the way.
+    assert!(arrivals[0] < Duration::from_millis(150), "{arrivals:?}");
+    assert!(
+        arrivals[4] - arrivals[0] >= Duration::from_millis(300),
+        "{arrivals:?}"
+    );
+}
+
+#[tokio::test]
+async fn overflow_is_503_with_retry_after_and_the_held_ones_still_complete() {
+    let rig = rig(limits(8, 5), Duration::from_secs(30)).await;
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let req = rig.post(completion(false));
+        clients.push(tokio::spawn(async move { req.send().await.unwrap() }));
+    }
+    let mut codes = Vec::new();
+    let mut held = Vec::new();
+    for c in clients {
+        // The three over the cap are answered at once; the five held ones wait.
+        match tokio::time::timeout(Duration::from_millis(500), async { c.await.unwrap() }).await {
+            Ok(resp) => {
+                assert_eq!(resp.headers()["retry-after"], "7");
+                codes.push(resp.status().as_u16());
+                let text = resp.text().await.unwrap();
+                assert!(text.contains("t/llm already holds 5 requests"), "{text}");
+            }
+            Err(_) => held.push(()),
+        }
+    }
+    assert_eq!(codes, [503, 503, 503]);
+    assert_eq!(rig.proxy.held(), 5);
+    let pod = pod("127.0.0.1", &[]).await;
+    rig.pods(&[pod]);
+    rig.wait_held(0).await;
+}
+
+#[tokio::test]
+async fn a_wake_timeout_is_504_naming_the_target_and_the_next_request_asks_again() {
+    let rig = rig(limits(8, 5), Duration::from_millis(300)).await;
+    let resp = rig.post(completion(false)).send().await.unwrap();
+    assert_eq!(resp.status(), 504);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("gave up on t/llm")
+            && text.contains("ready endpoint of its workload Service t/llm-workload")
+            && text.contains("ElasticScaler t/llm"),
+        "{text}"
+    );
+    assert_eq!(rig.wakes.load(Ordering::SeqCst), 1);
+    let resp = rig.post(completion(false)).send().await.unwrap();
+    assert_eq!(resp.status(), 504);
+    assert_eq!(
+        rig.wakes.load(Ordering::SeqCst),
+        2,
+        "a timed-out wake-up is not cached"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_frees_its_place() {
+    let rig = rig(limits(8, 3), Duration::from_secs(30)).await;
+    let mut clients: Vec<_> = (0..3)
+        .map(|_| {
+            let req = rig.post(completion(false));
+            tokio::spawn(async move { req.send().await })
+        })
+        .collect();
+    rig.wait_held(3).await;
+    for c in clients.drain(..2) {
+        c.abort();
+    }
+    rig.wait_held(1).await;
+    // The freed places are usable at once: two more fit under the cap of 3.
+    let more: Vec<_> = (0..2)
+        .map(|_| {
+            let req = rig.post(completion(false));
+            tokio::spawn(async move { req.send().await.unwrap().status() })
+        })
+        .collect();
+    rig.wait_held(3).await;
+    let pod = pod("127.0.0.1", &[]).await;
+    rig.pods(&[pod]);
+    for m in more {
+        assert_eq!(m.await.unwrap(), 200);
+    }
+    assert_eq!(clients.pop().unwrap().await.unwrap().unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn unknown_targets_are_404_with_the_reason() {
+    let rig = rig(limits(8, 3), Duration::from_secs(30)).await;
+    let get = |host: &'static str| {
+        rig.http
+            .get(format!("http://{}/v1/models", rig.addr))
+            .header("host", host)
+            .send()
+    };
+    let resp = get("nope.t.svc.cluster.local").await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("Service t/nope is not handed to the DLX"),
+        "{text}"
+    );
+    let resp = get("api.example.com").await.unwrap();
+    assert!(resp.text().await.unwrap().contains("names no Service"));
+    // The target header wins over Host.
+    let resp = rig
+        .http
+        .get(format!("http://{}/v1/models", rig.addr))
+        .header("host", "api.example.com")
+        .header("x-dlx-target", "t/llm")
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(resp.is_err(), "held, not refused: {resp:?}");
+}
+
+#[tokio::test]
+async fn a_pod_that_cannot_be_reached_is_skipped() {
+    let rig = rig(limits(8, 10), Duration::from_secs(30)).await;
+    let live = pod("127.0.0.2", &[]).await;
+    // Same port on another loopback address where nothing listens: connection refused.
+    let dead = SocketAddr::new(IpAddr::from([127, 0, 0, 3]), live.port());
+    rig.pods(&[dead, live]);
+    for _ in 0..4 {
+        let resp = rig.post(completion(false)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn websocket_echo_through_a_cold_start() {
+    let rig = rig(limits(8, 10), Duration::from_secs(30)).await;
+    let mut req = format!("ws://{}/ws/echo", rig.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("host", HOST.parse().unwrap());
+    let addr = rig.addr;
+    let client = tokio::spawn(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut ws, resp) = tokio_tungstenite::client_async(req, stream).await.unwrap();
+        assert_eq!(resp.status(), 101);
+        for i in 0..3 {
+            ws.send(Message::text(format!("hello {i}"))).await.unwrap();
+            assert_eq!(
+                ws.next().await.unwrap().unwrap(),
+                Message::text(format!("hello {i}"))
+            );
+        }
+        ws.close(None).await.unwrap();
+    });
+    rig.wait_held(1).await;
+    let pod = pod("127.0.0.1", &[]).await;
+    rig.pods(&[pod]);
+    client.await.unwrap();
+}
+
+#[tokio::test]
+async fn grpc_over_h2c_through_a_cold_start() {
+    let rig = rig(limits(8, 10), Duration::from_secs(30)).await;
+    let addr = rig.addr;
+    let call = tokio::spawn(async move {
+        let io = TokioIo::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = hyper::Request::post(format!("http://{HOST}/grpc.health.v1.Health/Check"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let collected = resp.into_body().collect().await.unwrap();
+        let status = collected.trailers().unwrap()["grpc-status"].clone();
+        (status, collected.to_bytes())
+    });
+    rig.wait_held(1).await;
+    let pod = pod("127.0.0.1", &[]).await;
+    rig.pods(&[pod]);
+    let (status, body) = call.await.unwrap();
+    assert_eq!(status, "0");
+    assert_eq!(&body[..], &[0, 0, 0, 0, 2, 0x08, 1], "SERVING");
+}
