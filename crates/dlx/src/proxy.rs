@@ -117,7 +117,13 @@ impl Proxy {
 
     fn refresh_one(&self, target: &Arc<Target>, h: &Handed) {
         let probing = self.cfg.probe_path.clone();
-        let new_pods = target.set_endpoints(self.catalog.endpoints(h), probing.is_some());
+        let endpoints = self.catalog.endpoints(h);
+        let (before, after) = (target.pods(), endpoints.len());
+        let new_pods = target.set_endpoints(endpoints, probing.is_some());
+        if before != after {
+            tracing::info!(target = %h.key, workload = %h.workload, pods = after, was = before, held = target.held(),
+                "ready pods of the workload changed");
+        }
         if let (Some(path), Some(first)) = (probing, h.ports.first()) {
             for ip in new_pods {
                 probe::spawn(target.clone(), ip, first.name.clone(), path.clone());

@@ -295,6 +295,11 @@ impl Target {
         }
     }
 
+    /// Pods listed ready now (verified or not).
+    pub fn pods(&self) -> usize {
+        self.lock().backends.len()
+    }
+
     /// Ready (and verified) pods now.
     pub fn ready_pods(&self) -> usize {
         self.lock().backends.iter().filter(|b| b.verified).count()

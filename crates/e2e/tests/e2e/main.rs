@@ -5,6 +5,7 @@
 //! environment. Every test works in its own namespace.
 
 mod crds;
+mod dlx;
 mod elastic_scaler;
 mod helm;
 mod inference;
