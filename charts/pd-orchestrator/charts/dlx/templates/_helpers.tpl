@@ -59,3 +59,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "dlx.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
 {{- end }}
+
+{{/* PROXY_ADDR: the proxy port and every extra proxy port, comma-separated. */}}
+{{- define "dlx.proxyAddrs" -}}
+{{- $addrs := list (printf "0.0.0.0:%v" .Values.proxyPort) }}
+{{- range .Values.extraProxyPorts }}
+{{- $addrs = append $addrs (printf "0.0.0.0:%v" .port) }}
+{{- end }}
+{{- join "," $addrs }}
+{{- end }}

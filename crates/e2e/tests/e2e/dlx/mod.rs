@@ -10,6 +10,7 @@
 
 mod load;
 mod protocols;
+mod rbac;
 mod wake;
 
 use std::net::{SocketAddr, TcpListener};
