@@ -11,6 +11,7 @@
 mod load;
 mod protocols;
 mod rbac;
+mod shutdown;
 mod wake;
 
 use std::net::{SocketAddr, TcpListener};
