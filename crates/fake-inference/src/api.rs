@@ -1,7 +1,7 @@
 //! HTTP handlers: `/health`, `/v1/models`, `/metrics` and the two completion endpoints, plus
 //! `PUT /fault/metrics` (body `fail` or `ok`), which makes this one server's `/metrics` answer 500 so
 //! tests can check that a scaler never reads a failing pod as 0, and the routes of
-//! [`protocols`](crate::protocols) (WebSocket echo, gRPC health check).
+//! [`protocols`](crate::protocols) (WebSocket echo, gRPC health check, fixed-size bodies).
 //!
 //! A completion request is parsed into a [`Job`], admitted by the [`Engine`] (503 while loading, 429
 //! when the queue is full) and then answered one of two ways:
@@ -72,6 +72,7 @@ fn protocols_router(s: &AppState) -> Router<AppState> {
     Router::new()
         .route("/ws/echo", get(protocols::ws_echo))
         .route(protocols::GRPC_HEALTH_CHECK, post(protocols::grpc_health))
+        .route("/bytes/{n}", get(protocols::bytes))
         .with_state(p)
 }
 

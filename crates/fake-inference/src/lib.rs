@@ -17,7 +17,8 @@
 //! [`Metrics`] follows every step and renders the classic Prometheus text format with vLLM's names.
 //!
 //! For testing proxies in front of it (the DLX), [`protocols`] adds a WebSocket echo (`/ws/echo`) and the
-//! gRPC health check over h2c (`/grpc.health.v1.Health/Check`), both following the cold start.
+//! gRPC health check over h2c (`/grpc.health.v1.Health/Check`), both following the cold start, and
+//! fixed-size bodies (`/bytes/{n}`) for proxy benchmarks.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), fake_inference::ServeError> {

@@ -1,6 +1,7 @@
-//! Two more protocols, for testing proxies in front of the server (the DLX): a WebSocket echo at
-//! `GET /ws/echo` and the standard gRPC health check `grpc.health.v1.Health/Check` (over h2c, the server
-//! speaks HTTP/2 with prior knowledge on the same port).
+//! For testing and benchmarking proxies in front of the server (the DLX): a WebSocket echo at
+//! `GET /ws/echo`, the standard gRPC health check `grpc.health.v1.Health/Check` (over h2c, the server
+//! speaks HTTP/2 with prior knowledge on the same port), and `GET /bytes/{n}`, a body of `n` bytes (at
+//! most 1 MiB) answered without touching the engine, the fixed response of a proxy benchmark.
 //!
 //! Both follow the cold start: the echo refuses the upgrade with 503 while the model loads, the health
 //! check answers `NOT_SERVING` until it is ready and `SERVING` after; a service name other than `""`
@@ -8,8 +9,8 @@
 //! varint field each), so the server needs no protobuf toolchain.
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Full};
@@ -48,6 +49,21 @@ async fn echo(mut socket: WebSocket) {
             break;
         }
     }
+}
+
+/// Largest body `GET /bytes/{n}` answers.
+pub const MAX_BYTES: usize = 1 << 20;
+
+/// `GET /bytes/{n}`: `n` bytes of `x` (400 above [`MAX_BYTES`]).
+pub async fn bytes(Path(n): Path<usize>) -> Response {
+    if n > MAX_BYTES {
+        return (StatusCode::BAD_REQUEST, "at most 1048576 bytes").into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        vec![b'x'; n],
+    )
+        .into_response()
 }
 
 /// Health status values of `grpc.health.v1.HealthCheckResponse.ServingStatus`.

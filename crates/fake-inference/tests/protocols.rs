@@ -89,3 +89,19 @@ async fn websocket_echo_after_the_cold_start() {
     );
     ws.close(None).await.unwrap();
 }
+
+#[tokio::test]
+async fn fixed_size_bodies() {
+    let addr = start(&[]).await;
+    let body = reqwest::get(format!("http://{addr}/bytes/1024"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(body.len(), 1024);
+    let big = reqwest::get(format!("http://{addr}/bytes/2000000"))
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 400);
+}
