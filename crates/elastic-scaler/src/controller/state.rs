@@ -44,8 +44,14 @@ impl ScalerState {
     }
 
     /// The status to compare with: the one we wrote last (the watch cache may not have it yet), or the
-    /// object's.
-    pub fn freshest(&self, es: &ElasticScaler) -> ElasticScalerStatus {
+    /// object's. Once the cache shows what we wrote, our copy is dropped (one status in memory per
+    /// scaler, not two: at 5,000 scalers that is megabytes).
+    pub fn freshest(&mut self, es: &ElasticScaler) -> ElasticScalerStatus {
+        if let Some((_, s)) = &self.written
+            && es.status.as_ref() == Some(s)
+        {
+            self.written = None;
+        }
         match &self.written {
             Some((_, s)) => s.clone(),
             None => es.status.clone().unwrap_or_default(),
