@@ -7,6 +7,7 @@
 
 mod algorithms;
 mod rsg;
+mod scaler;
 mod tidal;
 mod webhook;
 
@@ -29,6 +30,7 @@ struct Bench {
 const BENCHES: &[Bench] = &[
     algorithms::BENCH, // cargo xtask bench algorithms
     rsg::BENCH,        // cargo xtask bench rsg
+    scaler::BENCH,     // cargo xtask bench scaler
     tidal::BENCH,      // cargo xtask bench tidal
     webhook::BENCH,    // cargo xtask bench webhook
 ];
