@@ -36,7 +36,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use pdo_runtime::events::EventQueue;
 use tokio_util::sync::CancellationToken;
@@ -933,8 +933,19 @@ pub async fn run(ctx: Arc<Ctx>, token: CancellationToken) -> anyhow::Result<()> 
     };
     let tidals: Api<Tidal> = Api::all(client.clone());
     let cfg = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
-    let reader = controller.store();
+    // The cache keeps what a reconcile reads: managedFields (stored as JSON trees, most of an object's
+    // memory) and kubectl's last-applied copy of the spec are dropped before objects are stored.
+    let (reader, writer) = kube::runtime::reflector::store();
+    let scalers = kube::runtime::watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|es: &mut ElasticScaler| {
+            es.managed_fields_mut().clear();
+            es.annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
+        })
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(scalers, reader.clone());
     let states_reader = reader.clone();
     let ctx2 = ctx.clone();
     tokio::spawn({
