@@ -8,6 +8,7 @@ mod metrics;
 mod panic;
 mod plugins;
 mod rbac;
+mod rsg;
 mod spec;
 mod zero;
 

@@ -27,14 +27,14 @@ spec:
 
 /// A stub on loopback: `GET /metric` answers `{"value": <value>}`, `POST /decide` answers
 /// `{"replicas": <replicas>}` (or 500 when replicas < 0) and counts calls.
-struct Stub {
-    addr: SocketAddr,
-    value: Arc<AtomicI32>,
-    replicas: Arc<AtomicI32>,
-    decisions: Arc<AtomicUsize>,
+pub(super) struct Stub {
+    pub addr: SocketAddr,
+    pub value: Arc<AtomicI32>,
+    pub replicas: Arc<AtomicI32>,
+    pub decisions: Arc<AtomicUsize>,
 }
 
-async fn stub() -> Stub {
+pub(super) async fn stub() -> Stub {
     let value = Arc::new(AtomicI32::new(0));
     let replicas = Arc::new(AtomicI32::new(0));
     let decisions = Arc::new(AtomicUsize::new(0));
