@@ -79,6 +79,9 @@ pub struct Args {
     /// get 503 with Retry-After, and open streams are closed.
     #[arg(long, env = "DLX_DRAIN_TIMEOUT", default_value = "20s", value_parser = duration)]
     pub drain_timeout: Duration,
+    /// Threads serving connections; 0 means one per CPU the process may use (its cgroup quota counts).
+    #[arg(long, env = "DLX_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
     /// This replica's name, in logs and in the Events it publishes.
     #[arg(long, env = "POD_NAME", default_value = "dlx")]
     pub pod_name: String,

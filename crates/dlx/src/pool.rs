@@ -98,8 +98,10 @@ impl Pool {
         &self,
         addr: SocketAddr,
     ) -> Result<(http1::SendRequest<Held>, bool), ConnectError> {
-        while let Some(sender) = self.take_idle(addr) {
-            if sender.is_ready() {
+        while let Some(mut sender) = self.take_idle(addr) {
+            // A connection is pooled as soon as its response was read to the end; its task may not have
+            // seen that yet, so it becomes ready in a moment (or fails if the pod is closing it).
+            if sender.is_ready() || sender.ready().await.is_ok() {
                 return Ok((sender, true));
             }
         }
@@ -120,31 +122,33 @@ impl Pool {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(&addr)?;
         let now = Instant::now();
-        list.retain(|(s, at)| !s.is_closed() && now.duration_since(*at) < self.idle_timeout);
-        let out = list.pop().map(|(s, _)| s);
+        let stale = |(s, at): &(http1::SendRequest<Held>, Instant)| {
+            s.is_closed() || now.duration_since(*at) >= self.idle_timeout
+        };
+        // Most recently used first; the least recently used one is dropped once it went stale.
+        if list.first().is_some_and(stale) {
+            list.remove(0);
+        }
+        let mut out = None;
+        while let Some(entry) = list.pop() {
+            if !stale(&entry) {
+                out = Some(entry.0);
+                break;
+            }
+        }
         if list.is_empty() {
             idle.remove(&addr);
         }
         out
     }
 
-    /// Returns an HTTP/1.1 connection whose response was read to the end, once it is ready again.
-    pub fn put_http1(self: &Arc<Self>, addr: SocketAddr, mut sender: http1::SendRequest<Held>) {
-        let pool = self.clone();
-        let give_back = move |sender: http1::SendRequest<Held>| {
-            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-            idle.entry(addr).or_default().push((sender, Instant::now()));
-        };
-        if sender.is_ready() {
-            give_back(sender);
+    /// Returns an HTTP/1.1 connection whose response was read to the end.
+    pub fn put_http1(&self, addr: SocketAddr, sender: http1::SendRequest<Held>) {
+        if sender.is_closed() {
             return;
         }
-        // The connection still finishes the response in its own task; pool it when it can take more.
-        tokio::spawn(async move {
-            if sender.ready().await.is_ok() {
-                give_back(sender);
-            }
-        });
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.entry(addr).or_default().push((sender, Instant::now()));
     }
 
     /// The HTTP/2 connection to `addr`, opened on first use and replaced when it closes.

@@ -215,18 +215,20 @@ impl Proxy {
             };
             let addr = SocketAddr::new(permit.ip, pod_port);
             let last = attempt >= self.cfg.attempts;
-            let sent = if parts.version == Version::HTTP_2 {
-                self.send_h2(&parts, &mut body, addr, conn.peer.ip(), last)
-                    .await
-            } else {
-                self.send_h1(&parts, &mut body, addr, conn.peer.ip(), upgrade, last)
-                    .await
+            let to = To {
+                addr,
+                client: conn.peer.ip(),
+                upgrade,
+                last,
+                released_by: permit.released_by,
             };
-            if let Some(t) = permit.released_by {
-                self.metrics
-                    .release_delay_seconds
-                    .observe(t.elapsed().as_secs_f64());
-            }
+            // Boxed: a held request's future stays small (it is all a held request costs, besides its
+            // connection); the sending state exists only while sending.
+            let sent = if parts.version == Version::HTTP_2 {
+                Box::pin(self.send_h2(&parts, &mut body, to)).await
+            } else {
+                Box::pin(self.send_h1(&parts, &mut body, to)).await
+            };
             match sent {
                 Sent::Ok(resp, pooled) => {
                     return self.relay(&handed.key, resp, permit, pooled, client_upgrade);
@@ -367,15 +369,23 @@ impl Proxy {
         }
     }
 
-    async fn send_h1(
-        &self,
-        parts: &http::request::Parts,
-        body: &mut Prefetch,
-        addr: SocketAddr,
-        client: IpAddr,
-        upgrade: bool,
-        last: bool,
-    ) -> Sent {
+    /// Observes the release delay of a held request about to be written to its pod.
+    fn forwarding(&self, to: &To) {
+        if let Some(t) = to.released_by {
+            self.metrics
+                .release_delay_seconds
+                .observe(t.elapsed().as_secs_f64());
+        }
+    }
+
+    async fn send_h1(&self, parts: &http::request::Parts, body: &mut Prefetch, to: To) -> Sent {
+        let To {
+            addr,
+            client,
+            upgrade,
+            last,
+            ..
+        } = to;
         let mut out = self.outbound(parts, client, upgrade);
         *out.version_mut() = Version::HTTP_11;
         *out.uri_mut() = parts
@@ -389,9 +399,10 @@ impl Proxy {
                 Err(e) if last => return Sent::Failed(e.to_string()),
                 Err(e) => return Sent::Retry(e.to_string()),
             };
-            let Some(req) = self.with_body(&out, body) else {
+            let Some(req) = with_body(out, body) else {
                 return Sent::Failed("the request body was already sent to another pod".into());
             };
+            self.forwarding(&to);
             match sender.try_send_request(req).await {
                 Ok(resp) => return Sent::Ok(resp, Some((addr, sender))),
                 Err(mut e) => {
@@ -401,7 +412,9 @@ impl Proxy {
                         && fresh_tries < 2
                     {
                         fresh_tries += 1;
-                        body.restore(req.into_body());
+                        let (head, held) = req.into_parts();
+                        out = Request::from_parts(head, ());
+                        body.restore(held);
                         continue;
                     }
                     let err = e.into_error();
@@ -415,14 +428,10 @@ impl Proxy {
         }
     }
 
-    async fn send_h2(
-        &self,
-        parts: &http::request::Parts,
-        body: &mut Prefetch,
-        addr: SocketAddr,
-        client: IpAddr,
-        last: bool,
-    ) -> Sent {
+    async fn send_h2(&self, parts: &http::request::Parts, body: &mut Prefetch, to: To) -> Sent {
+        let To {
+            addr, client, last, ..
+        } = to;
         let mut out = self.outbound(parts, client, false);
         *out.version_mut() = Version::HTTP_2;
         if out.uri().authority().is_none() {
@@ -442,9 +451,10 @@ impl Proxy {
             Err(e) if last => return Sent::Failed(e.to_string()),
             Err(e) => return Sent::Retry(e.to_string()),
         };
-        let Some(req) = self.with_body(&out, body) else {
+        let Some(req) = with_body(out, body) else {
             return Sent::Failed("the request body was already sent to another pod".into());
         };
+        self.forwarding(&to);
         match sender.try_send_request(req).await {
             Ok(resp) => Sent::Ok(resp, None),
             Err(mut e) => {
@@ -474,15 +484,6 @@ impl Proxy {
         headers::append_forwarded_for(&mut h, client);
         *req.headers_mut() = h;
         req
-    }
-
-    fn with_body(&self, head: &Request<()>, body: &mut Prefetch) -> Option<Request<Held>> {
-        let mut req = Request::new(body.take()?);
-        *req.method_mut() = head.method().clone();
-        *req.uri_mut() = head.uri().clone();
-        *req.version_mut() = head.version();
-        *req.headers_mut() = head.headers().clone();
-        Some(req)
     }
 
     fn relay(
@@ -557,6 +558,16 @@ impl Proxy {
     }
 }
 
+/// Where and how one attempt sends.
+#[derive(Clone, Copy)]
+struct To {
+    addr: SocketAddr,
+    client: IpAddr,
+    upgrade: bool,
+    last: bool,
+    released_by: Option<Instant>,
+}
+
 enum Sent {
     Ok(
         Response<Incoming>,
@@ -565,6 +576,13 @@ enum Sent {
     /// The pod could not take the request and the body is intact: try another pod.
     Retry(String),
     Failed(String),
+}
+
+/// The request to send: `head` with the body (`None` when the body already went to another pod).
+fn with_body(head: Request<()>, body: &mut Prefetch) -> Option<Request<Held>> {
+    let held = body.take()?;
+    let (head, ()) = head.into_parts();
+    Some(Request::from_parts(head, held))
 }
 
 fn empty() -> ProxyBody {

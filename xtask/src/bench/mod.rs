@@ -6,6 +6,7 @@
 //! Benchmarks that need the local cluster bring it up themselves ([`Ctx::cluster_env`]).
 
 mod algorithms;
+mod dlx;
 mod rsg;
 mod scaler;
 mod tidal;
@@ -29,6 +30,7 @@ struct Bench {
 /// Every benchmark. Add a module and one line here.
 const BENCHES: &[Bench] = &[
     algorithms::BENCH, // cargo xtask bench algorithms
+    dlx::BENCH,        // cargo xtask bench dlx
     rsg::BENCH,        // cargo xtask bench rsg
     scaler::BENCH,     // cargo xtask bench scaler
     tidal::BENCH,      // cargo xtask bench tidal

@@ -8,11 +8,11 @@ use super::{Rig, Scaler};
 async fn probe(rig: &Rig, replica: usize, what: &str) -> serde_json::Value {
     let out = Command::new(test_kit::bin_path("dlx-bench"))
         .args([
+            what,
             "--addr",
             &rig.dlx[replica].proxy.to_string(),
             "--host",
             &rig.host(),
-            what,
         ])
         .output()
         .await
@@ -36,7 +36,7 @@ async fn dlx_websocket_echo_and_grpc_survive_a_cold_start() {
             let args = (rig.dlx[1].proxy.to_string(), rig.host());
             async move {
                 Command::new(test_kit::bin_path("dlx-bench"))
-                    .args(["--addr", &args.0, "--host", &args.1, "grpc"])
+                    .args(["grpc", "--addr", &args.0, "--host", &args.1])
                     .output()
                     .await
                     .unwrap()
