@@ -145,9 +145,13 @@ impl Proxy {
         };
         match self.catalog.service(key) {
             Some(h) => self.refresh_one(&target, &h),
-            None => target.close(&format!(
-                "Service {key} is no longer handed to the DLX: send the request again"
-            )),
+            None => {
+                // Requests in flight keep their target alive; new ones no longer resolve to it.
+                self.targets().remove(key);
+                target.close(&format!(
+                    "Service {key} is no longer handed to the DLX: send the request again"
+                ));
+            }
         }
     }
 
