@@ -8,6 +8,7 @@
 //! is ready restores the Service's selector and removes the annotation. Clients send to a DLX replica
 //! on loopback with `Host: llm.<ns>.svc.cluster.local`, as a pod would through the Service.
 
+mod handover;
 mod load;
 mod protocols;
 mod rbac;
