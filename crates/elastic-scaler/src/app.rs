@@ -181,8 +181,8 @@ pub async fn main_with(
         tokio::select! {
             r = &mut controller => r,
             // Reconciles in flight get a bounded time to finish; a stuck one must not block shutdown.
-            _ = async { token.cancelled().await; tokio::time::sleep(Duration::from_secs(10)).await } => {
-                tracing::warn!("the controller did not stop within 10 s of shutdown; exiting anyway");
+            _ = async { token.cancelled().await; tokio::time::sleep(Duration::from_secs(5)).await } => {
+                tracing::warn!("the controller did not stop within 5 s of shutdown; exiting anyway");
                 Ok(())
             }
         }

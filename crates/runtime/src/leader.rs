@@ -266,6 +266,9 @@ where
     .await
 }
 
+/// How long shutdown waits for the Lease to be released before leaving it to expire.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The state machine of [`run_leader_elected`] over any [`Elector`]. `renew_deadline`: how long renewals
 /// may fail in a row before leadership counts as lost.
 pub async fn run_with<E, W, Fut>(
@@ -304,12 +307,16 @@ where
     let token = shutdown.child_token();
     let work = work(token.clone());
     tokio::pin!(work);
-    let lost = keep_leading(elector, renew_deadline);
-    tokio::pin!(lost);
-    let outcome = tokio::select! {
-        res = &mut work => Ok(res),
-        // Biased towards nothing: a shutdown cancels `token` (a child), so the work returns next.
-        reason = &mut lost => Err(reason),
+    // The renewal loop is dropped before the Lease is released: an in-flight `changed()` may hold the
+    // manager's state, and `release()` would wait for it.
+    let outcome = {
+        let lost = keep_leading(elector, renew_deadline);
+        tokio::pin!(lost);
+        tokio::select! {
+            res = &mut work => Ok(res),
+            // Biased towards nothing: a shutdown cancels `token` (a child), so the work returns next.
+            reason = &mut lost => Err(reason),
+        }
     };
     let res = match outcome {
         Ok(res) => res,
@@ -322,10 +329,14 @@ where
         }
     };
     is_leader.set(0);
-    if let Err(e) = elector.release().await {
-        tracing::warn!(error = %e, "releasing the leader-election Lease failed; it expires on its own");
-    } else {
-        tracing::info!("released the leader-election Lease");
+    match tokio::time::timeout(RELEASE_TIMEOUT, elector.release()).await {
+        Ok(Ok(())) => tracing::info!("released the leader-election Lease"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "releasing the leader-election Lease failed; it expires on its own")
+        }
+        Err(_) => tracing::warn!(
+            "releasing the leader-election Lease took longer than {RELEASE_TIMEOUT:?}; it expires on its own"
+        ),
     }
     res.map_err(LeaderError::Work)
 }
