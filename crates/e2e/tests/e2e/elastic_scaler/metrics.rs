@@ -58,8 +58,18 @@ async fn up_under_load_then_down(test: &str, algorithm: &str, metric: &str, sour
             r >= 3
         })
         .await;
-    let es = rig.scalers().get("llm").await.unwrap();
-    let s = es.status.unwrap();
+    // The status write follows the scale write in the same reconcile: wait for it.
+    let s = wait_until(
+        "the rescale in status.history",
+        Duration::from_secs(30),
+        || async {
+            let s = rig.scalers().get("llm").await?.status.unwrap_or_default();
+            Ok::<_, kube::Error>(
+                (!s.history.is_empty() && s.last_scale_time.is_some()).then_some(s),
+            )
+        },
+    )
+    .await;
     assert_eq!(s.algorithm.as_deref(), Some(algorithm));
     assert!(
         s.current_metrics
@@ -68,29 +78,7 @@ async fn up_under_load_then_down(test: &str, algorithm: &str, metric: &str, sour
         "{:?}",
         s.current_metrics
     );
-    assert!(
-        !s.history.is_empty() && s.last_scale_time.is_some(),
-        "a rescale is recorded: {s:?}"
-    );
-    let events = rig
-        .env
-        .kubectl
-        .run(
-            &[
-                "get",
-                "events",
-                "-n",
-                &rig.ns.name,
-                "--field-selector",
-                "reason=Rescaled",
-                "-o",
-                "name",
-            ],
-            None,
-        )
-        .await
-        .ok();
-    assert!(!events.trim().is_empty(), "a Rescaled Event was published");
+    rig.wait_events("Rescaled", 1).await;
     wait_until(
         "completions to succeed",
         Duration::from_secs(30),

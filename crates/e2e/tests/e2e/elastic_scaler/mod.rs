@@ -102,6 +102,34 @@ impl Rig {
         .await
     }
 
+    /// Waits until at least `min` Events with `reason` exist in the namespace (they are published from a
+    /// background queue, after the write they report); returns their names.
+    pub async fn wait_events(&self, reason: &str, min: usize) -> String {
+        let what = format!("{min} Event(s) with reason {reason}");
+        wait_until(&what, Duration::from_secs(30), || async {
+            let out = self
+                .env
+                .kubectl
+                .run(
+                    &[
+                        "get",
+                        "events",
+                        "-n",
+                        &self.ns.name,
+                        "--field-selector",
+                        &format!("reason={reason}"),
+                        "-o",
+                        "name",
+                    ],
+                    None,
+                )
+                .await
+                .ok();
+            Ok::<_, String>((out.lines().count() >= min).then_some(out))
+        })
+        .await
+    }
+
     /// Waits until condition `type_` of ElasticScaler `name` has `status` and a message containing
     /// `needle`; returns the message.
     pub async fn wait_condition(

@@ -102,28 +102,7 @@ spec:
         .wait_condition("bad", "Validated", "False", "stableWindw")
         .await;
     assert!(msg.contains("did you mean stableWindow?"), "{msg}");
-    let events = rig
-        .env
-        .kubectl
-        .run(
-            &[
-                "get",
-                "events",
-                "-n",
-                &rig.ns.name,
-                "--field-selector",
-                "reason=InvalidSpec",
-                "-o",
-                "name",
-            ],
-            None,
-        )
-        .await
-        .ok();
-    assert!(
-        !events.trim().is_empty(),
-        "an InvalidSpec Event was published"
-    );
+    rig.wait_events("InvalidSpec", 1).await;
     assert_eq!(
         rig.replicas("web").await,
         1,

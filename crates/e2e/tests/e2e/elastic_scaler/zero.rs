@@ -168,28 +168,7 @@ async fn an_idle_workload_is_handed_to_the_dlx_scaled_to_zero_and_woken() {
             .contains_key(annotations::WAKE_REQUESTED),
         "wake request cleared"
     );
-    let events = rig
-        .env
-        .kubectl
-        .run(
-            &[
-                "get",
-                "events",
-                "-n",
-                &rig.ns.name,
-                "--field-selector",
-                "reason=ScaleToZero",
-                "-o",
-                "name",
-            ],
-            None,
-        )
-        .await
-        .ok();
-    assert!(
-        events.lines().count() >= 2,
-        "phase changes are Events: {events}"
-    );
+    rig.wait_events("ScaleToZero", 2).await;
 
     // Idle again: kill the controller as soon as the Service is handed over; the restarted one finishes.
     wait_until(
