@@ -9,10 +9,11 @@ use api_types::elastic_scaler::ScaleToZero;
 use api_types::keys::{annotations, labels};
 use k8s_openapi::api::core::v1::{Pod, Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PostParams};
 use kube::{Resource, ResourceExt};
 
 use super::MANAGER;
+use crate::handlers::merge_params;
 
 /// The label EndpointSlices carry with their Service's name.
 const SERVICE_NAME: &str = "kubernetes.io/service-name";
@@ -152,17 +153,10 @@ pub async fn ensure_workload_service(
                 return Ok(());
             }
             let patch = serde_json::json!({"spec": {"selector": view.original, "ports": want.spec.as_ref().and_then(|s| s.ports.clone())}});
-            api.patch(
-                &name,
-                &PatchParams {
-                    field_manager: Some(MANAGER.into()),
-                    ..Default::default()
-                },
-                &Patch::Merge(&patch),
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("updating the workload Service {ns}/{name}: {e}"))
+            api.patch(&name, &merge_params(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("updating the workload Service {ns}/{name}: {e}"))
         }
     }
 }
@@ -203,17 +197,10 @@ pub async fn hand_over(
         },
         "spec": {"selector": selector_patch(&view.original, &z.dlx_labels())}
     });
-    api.patch(
-        &z.service,
-        &PatchParams {
-            field_manager: Some(MANAGER.into()),
-            ..Default::default()
-        },
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| format!("handing Service {ns}/{} to the DLX: {e}", z.service))
+    api.patch(&z.service, &merge_params(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("handing Service {ns}/{} to the DLX: {e}", z.service))
 }
 
 /// Gives the Service its original selector back and drops the annotation.
@@ -231,17 +218,10 @@ pub async fn restore(
         },
         "spec": {"selector": selector_patch(&z.dlx_labels(), &view.original)}
     });
-    api.patch(
-        &z.service,
-        &PatchParams {
-            field_manager: Some(MANAGER.into()),
-            ..Default::default()
-        },
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| format!("restoring Service {ns}/{}: {e}", z.service))
+    api.patch(&z.service, &merge_params(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("restoring Service {ns}/{}: {e}", z.service))
 }
 
 /// The ready endpoints of Service `service`, as the pod names they point at (`None` for an endpoint
@@ -294,23 +274,16 @@ pub async fn clear_wake(client: &kube::Client, es: &ElasticScaler) -> Result<(),
     let api: Api<ElasticScaler> = Api::namespaced(client.clone(), &ns);
     let patch =
         serde_json::json!({"metadata": {"annotations": {annotations::WAKE_REQUESTED: null}}});
-    api.patch(
-        &es.name_any(),
-        &PatchParams {
-            field_manager: Some(MANAGER.into()),
-            ..Default::default()
-        },
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| {
-        format!(
-            "clearing {} on ElasticScaler {ns}/{}: {e}",
-            annotations::WAKE_REQUESTED,
-            es.name_any()
-        )
-    })
+    api.patch(&es.name_any(), &merge_params(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "clearing {} on ElasticScaler {ns}/{}: {e}",
+                annotations::WAKE_REQUESTED,
+                es.name_any()
+            )
+        })
 }
 
 #[cfg(test)]

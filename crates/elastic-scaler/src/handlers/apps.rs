@@ -124,34 +124,29 @@ fn cached<K: kube::Resource<DynamicType = ()> + Clone>(
         .ok_or_else(|| HandlerError::NotFound(t.clone()))
 }
 
-/// Deployments.
-pub struct DeploymentHandler {
-    store: Store<Deployment>,
+/// A kind read from a watch cache and written through `/scale`; `read` takes what a [`Scale`] needs.
+pub struct CachedHandler<K: kube::Resource<DynamicType = ()> + Clone + 'static> {
+    store: Store<K>,
     generic: Arc<Generic>,
+    read: fn(&K) -> Scale,
 }
 
-impl DeploymentHandler {
-    /// Reads from `store`, writes through `generic`.
-    pub fn new(store: Store<Deployment>, generic: Arc<Generic>) -> Self {
-        Self { store, generic }
+impl<K: kube::Resource<DynamicType = ()> + Clone + 'static> CachedHandler<K> {
+    /// Reads from `store` with `read`, writes through `generic`.
+    pub fn new(store: Store<K>, generic: Arc<Generic>, read: fn(&K) -> Scale) -> Self {
+        Self {
+            store,
+            generic,
+            read,
+        }
     }
 }
 
-impl ResourceHandler for DeploymentHandler {
+impl<K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static> ResourceHandler
+    for CachedHandler<K>
+{
     fn get<'a>(&'a self, t: &'a TargetRef) -> BoxFuture<'a, Result<Scale, HandlerError>> {
-        Box::pin(async move {
-            let d = cached(&self.store, t)?;
-            let spec = d.spec.as_ref();
-            Ok(Scale {
-                replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
-                ready: d
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.ready_replicas)
-                    .unwrap_or(0),
-                selector: selector(spec.map(|s| &s.selector)),
-            })
-        })
+        Box::pin(async move { cached(&self.store, t).map(|o| (self.read)(&o)) })
     }
 
     fn set_replicas<'a>(
@@ -163,41 +158,30 @@ impl ResourceHandler for DeploymentHandler {
     }
 }
 
-/// StatefulSets.
-pub struct StatefulSetHandler {
-    store: Store<StatefulSet>,
-    generic: Arc<Generic>,
-}
-
-impl StatefulSetHandler {
-    /// Reads from `store`, writes through `generic`.
-    pub fn new(store: Store<StatefulSet>, generic: Arc<Generic>) -> Self {
-        Self { store, generic }
+/// A Deployment's replicas, ready replicas and selector.
+pub fn deployment_scale(d: &Deployment) -> Scale {
+    let spec = d.spec.as_ref();
+    Scale {
+        replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
+        ready: d
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0),
+        selector: selector(spec.map(|s| &s.selector)),
     }
 }
 
-impl ResourceHandler for StatefulSetHandler {
-    fn get<'a>(&'a self, t: &'a TargetRef) -> BoxFuture<'a, Result<Scale, HandlerError>> {
-        Box::pin(async move {
-            let s = cached(&self.store, t)?;
-            let spec = s.spec.as_ref();
-            Ok(Scale {
-                replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
-                ready: s
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.ready_replicas)
-                    .unwrap_or(0),
-                selector: selector(spec.map(|s| &s.selector)),
-            })
-        })
-    }
-
-    fn set_replicas<'a>(
-        &'a self,
-        t: &'a TargetRef,
-        replicas: i32,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        self.generic.set_replicas(t, replicas)
+/// A StatefulSet's replicas, ready replicas and selector.
+pub fn statefulset_scale(s: &StatefulSet) -> Scale {
+    let spec = s.spec.as_ref();
+    Scale {
+        replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
+        ready: s
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0),
+        selector: selector(spec.map(|s| &s.selector)),
     }
 }

@@ -34,16 +34,18 @@ impl Handlers {
         let generic = Arc::new(generic::Generic::new(client.clone()));
         registry.insert(
             handler_key("apps/v1", "Deployment"),
-            Arc::new(apps::DeploymentHandler::new(
+            Arc::new(apps::CachedHandler::new(
                 caches.deployments.clone(),
                 generic.clone(),
+                apps::deployment_scale,
             )),
         )?;
         registry.insert(
             handler_key("apps/v1", "StatefulSet"),
-            Arc::new(apps::StatefulSetHandler::new(
+            Arc::new(apps::CachedHandler::new(
                 caches.statefulsets.clone(),
                 generic.clone(),
+                apps::statefulset_scale,
             )),
         )?;
         registry.insert(
