@@ -116,3 +116,22 @@ impl Kubectl {
         &self.kubeconfig
     }
 }
+
+/// Deletes a ClusterRole and ClusterRoleBinding named `name` when dropped: the cluster-scoped part of a
+/// chart's RBAC that a test installed (namespaced objects go with the test's namespace).
+pub struct ClusterRbacGuard {
+    /// The kubectl to delete with.
+    pub kubectl: Kubectl,
+    /// The name both objects share.
+    pub name: String,
+}
+
+impl Drop for ClusterRbacGuard {
+    fn drop(&mut self) {
+        for kind in ["clusterrolebinding", "clusterrole"] {
+            let _ = self
+                .kubectl
+                .run_blocking(&["delete", kind, &self.name, "--ignore-not-found"]);
+        }
+    }
+}

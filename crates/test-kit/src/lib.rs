@@ -16,7 +16,7 @@ mod wait;
 
 use std::path::PathBuf;
 
-pub use kubectl::{Kubectl, KubectlOutput};
+pub use kubectl::{ClusterRbacGuard, Kubectl, KubectlOutput};
 pub use namespace::TestNamespace;
 pub use process::{Process, bin_path};
 pub use service::{ServiceClient, in_pod_network};

@@ -9,21 +9,6 @@ use test_kit::repo_root;
 
 use super::{Rig, controller, inference};
 
-struct ClusterRbac {
-    kubectl: test_kit::Kubectl,
-    name: String,
-}
-
-impl Drop for ClusterRbac {
-    fn drop(&mut self) {
-        for kind in ["clusterrolebinding", "clusterrole"] {
-            let _ = self
-                .kubectl
-                .run_blocking(&["delete", kind, &self.name, "--ignore-not-found"]);
-        }
-    }
-}
-
 #[tokio::test]
 async fn elastic_scaler_works_with_exactly_the_chart_rbac() {
     let mut rig = Rig::new("es-rbac").await;
@@ -43,7 +28,7 @@ async fn elastic_scaler_works_with_exactly_the_chart_rbac() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _cleanup = ClusterRbac {
+    let _cleanup = test_kit::ClusterRbacGuard {
         kubectl: rig.env.kubectl.clone(),
         name: format!("{release}-elastic-scaler"),
     };

@@ -10,22 +10,6 @@ use test_kit::{repo_root, wait_until};
 
 use super::{BASES, Rig, controller_with, rsg};
 
-/// Deletes the chart's cluster-scoped RBAC objects when the test ends.
-struct ClusterRbac {
-    kubectl: test_kit::Kubectl,
-    name: String,
-}
-
-impl Drop for ClusterRbac {
-    fn drop(&mut self) {
-        for kind in ["clusterrolebinding", "clusterrole"] {
-            let _ = self
-                .kubectl
-                .run_blocking(&["delete", kind, &self.name, "--ignore-not-found"]);
-        }
-    }
-}
-
 #[tokio::test]
 async fn rsg_controller_works_with_exactly_the_chart_rbac() {
     let mut rig = Rig::new("rsg-rbac").await;
@@ -52,7 +36,7 @@ async fn rsg_controller_works_with_exactly_the_chart_rbac() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _cleanup = ClusterRbac {
+    let _cleanup = test_kit::ClusterRbacGuard {
         kubectl: rig.env.kubectl.clone(),
         name: format!("{release}-resourcescalinggroup"),
     };
