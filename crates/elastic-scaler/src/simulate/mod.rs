@@ -30,7 +30,7 @@ use crate::plugin::Context;
 use crate::serving::ServingModel;
 pub use manifest::Scaler;
 pub use output::{DecisionLine, Summary};
-pub use replay::{TraceConfig, simulate_oracle, simulate_trace};
+pub use replay::{TraceConfig, simulate_oracle, simulate_rule, simulate_trace};
 
 /// What can go wrong; every message names the file, line or field and what to do.
 #[derive(Debug, thiserror::Error)]

@@ -46,16 +46,22 @@ pub struct OracleSchedule {
     pub replica_seconds: f64,
 }
 
-/// The oracle for `requests` at `cfg`'s period, never below `min_replicas`.
-pub fn oracle(requests: &[Request], cfg: &TraceConfig, min_replicas: i32) -> OracleSchedule {
+/// Per decision period, the largest one-second average of in-flight requests inside it if every request
+/// were served on arrival (what the oracle sizes each period for). Period `j` is `[jP, (j+1)P)`; its peak
+/// depends only on requests that arrived before its end.
+pub fn period_peaks(requests: &[Request], cfg: &TraceConfig) -> Vec<f64> {
     let period = cfg.period_seconds;
     let per_period = period.ceil().max(1.0) as usize;
     let fine = serving::demand(requests, &cfg.model, period / per_period as f64);
-    let peaks: Vec<f64> = fine
-        .chunks(per_period)
+    fine.chunks(per_period)
         .map(|c| c.iter().copied().fold(0.0, f64::max))
-        .collect();
-    let o = serving::oracle(&peaks, &cfg.model, period, min_replicas);
+        .collect()
+}
+
+/// The oracle for `requests` at `cfg`'s period, never below `min_replicas`.
+pub fn oracle(requests: &[Request], cfg: &TraceConfig, min_replicas: i32) -> OracleSchedule {
+    let peaks = period_peaks(requests, cfg);
+    let o = serving::oracle(&peaks, &cfg.model, cfg.period_seconds, min_replicas);
     OracleSchedule {
         replicas: o.replicas,
         replica_seconds: o.replica_seconds,
@@ -137,6 +143,24 @@ impl Policy for ScalerPolicy<'_> {
         line.queued = Some(view.queued);
         line.running = Some(cluster.running());
         Ok((d.desired, Some(line)))
+    }
+}
+
+/// A causal capacity rule: at decision `k` it sees the exact peaks of the periods before `k` only.
+struct RulePolicy<'a, F> {
+    peaks: &'a [f64],
+    rule: F,
+}
+
+impl<F: FnMut(&[f64]) -> i32> Policy for RulePolicy<'_, F> {
+    async fn decide(
+        &mut self,
+        k: usize,
+        _: f64,
+        _: &Cluster,
+    ) -> Result<(i32, Option<DecisionLine>), SimError> {
+        let past = &self.peaks[..k.min(self.peaks.len())];
+        Ok(((self.rule)(past).max(0), None))
     }
 }
 
@@ -272,6 +296,41 @@ pub async fn simulate_oracle(
     Ok(summary)
 }
 
+/// Replays `requests` under a **causal capacity rule** — not a scaler: at each decision `k` (time `kP`)
+/// `rule` gets the exact peak in-flight (as [`period_peaks`]) of every period that has ended, `peaks[..k]`,
+/// and returns the replicas to run; scale-ups take the cold start like any other. It sees more than a
+/// controller (exact per-period peaks of the demand served on arrival, not a scrape of running + waiting
+/// at one instant) but nothing of the future, so the best rule of a family, tuned on the trace itself,
+/// bounds what reactive policies of that family can reach (`algorithms-bench`'s reactive bound). The run
+/// starts with `initial` ready replicas and ends like [`simulate_trace`]'s.
+pub async fn simulate_rule(
+    requests: &[Request],
+    cfg: &TraceConfig,
+    initial: i32,
+    rule: impl FnMut(&[f64]) -> i32,
+) -> Result<Summary, SimError> {
+    validate(cfg)?;
+    let peaks = period_peaks(requests, cfg);
+    let horizon = peaks.len() as f64 * cfg.period_seconds;
+    let mut policy = RulePolicy {
+        peaks: &peaks,
+        rule,
+    };
+    let (mut summary, cluster) =
+        drive(
+            &mut policy,
+            requests,
+            cfg,
+            initial,
+            horizon,
+            &mut |_| Ok(()),
+        )
+        .await?;
+    summary.mode = "rule";
+    summary.algorithm = "rule".into();
+    Ok(finish(summary, cluster, requests))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +443,31 @@ spec:
         // The 4 replicas needed from 60 s are running from 30 s (one cold start early).
         assert_eq!(&sched.replicas[..8], &[1, 1, 1, 4, 4, 4, 4, 4]);
         assert_eq!(o.replica_seconds, sched.replica_seconds);
+    }
+
+    #[tokio::test]
+    async fn a_rule_sees_only_periods_that_have_ended() {
+        // 1 request/s for 60 s (2 in flight, 1 replica of 2 slots), then 4/s for 120 s (8 in flight).
+        let mut reqs = load(0.0, 60.0, 1);
+        reqs.extend(load(60.0, 180.0, 4));
+        let c = cfg(30.0);
+        let peaks = period_peaks(&reqs, &c);
+        assert_eq!(&peaks[..8], &[2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 8.0, 8.0]);
+        let mut seen = Vec::new();
+        // Follow the last period's peak: the step at 60 s is seen at the decision at 70 s, and the
+        // replicas started then are ready at 100 s, so requests queue in between.
+        let s = simulate_rule(&reqs, &c, 1, |past| {
+            seen.push(past.len());
+            past.last().map_or(1, |p| (p / 2.0).ceil() as i32)
+        })
+        .await
+        .unwrap();
+        assert_eq!(&seen[..3], &[1, 2, 3], "decision k sees periods 0..k");
+        assert_eq!(s.requests, Some(540));
+        assert!(s.slo_attainment.unwrap() < 0.95, "{s:?}");
+        // A rule holding 4 replicas from the start never queues.
+        let s = simulate_rule(&reqs, &c, 4, |_| 4).await.unwrap();
+        assert_eq!(s.slo_attainment, Some(1.0), "{s:?}");
     }
 
     #[tokio::test]
