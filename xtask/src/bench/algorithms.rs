@@ -1,5 +1,6 @@
 //! `cargo xtask bench algorithms`: HPA, KPA, APA and tuned variants against an oracle on the two Azure LLM
-//! traces, through the policy simulator (the controller's own decision code, no cluster).
+//! traces, through the policy simulator (the controller's own decision code, no cluster), over targets and
+//! `minReplicas`, with a reactive bound (the best hindsight-tuned causal rule of a family; not a policy).
 //!
 //! The driver is `algorithms-bench` (`crates/elastic-scaler/src/bin/algorithms-bench.rs`, which documents
 //! the method and the goals); this builds it in release mode and returns its JSON. `--decisions <dir>` after
@@ -15,7 +16,7 @@ use crate::util::root;
 /// The entry in `BENCHES`.
 pub(super) const BENCH: Bench = Bench {
     name: "algorithms",
-    about: "HPA, KPA, APA vs an oracle on the Azure LLM traces: replica-seconds / oracle, SLO attainment, scale events",
+    about: "HPA, KPA, APA vs an oracle and a reactive bound on the Azure LLM traces: replica-seconds / oracle, SLO attainment, scale events",
     run,
 };
 
