@@ -38,6 +38,16 @@ pub struct Args {
         default_value = "fake-inference"
     )]
     pub fake_image_match: String,
+    /// `IMAGE=BINARY`: a container whose image contains `IMAGE` runs `BINARY` with the container's args, in
+    /// the pod network, with a token of the pod's ServiceAccount (`KUBECONFIG`). Repeatable; in the
+    /// environment, comma-separated.
+    #[arg(long = "image-program", env = "SIM_KUBELET_IMAGE_PROGRAMS", value_delimiter = ',', value_parser = image_program)]
+    pub image_programs: Vec<(String, PathBuf)>,
+    /// Where pods reach the API server: sim-kubelet relays this address (on the host side of the pod
+    /// network, e.g. the API server's advertise address) to the server of its own kubeconfig. Without it,
+    /// programs get that server address as is.
+    #[arg(long, env = "SIM_KUBELET_APISERVER_FORWARD")]
+    pub apiserver_forward: Option<std::net::SocketAddr>,
     /// Directory for the per-pod process logs (`<ns>_<pod>_<uid>/<container>.log`);
     /// default `<tmp>/sim-kubelet-<node-name>`.
     #[arg(long, env = "SIM_KUBELET_LOG_DIR")]
@@ -48,6 +58,17 @@ pub struct Args {
     /// Admin server flags.
     #[command(flatten)]
     pub admin: AdminArgs,
+}
+
+fn image_program(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((image, bin)) if !image.is_empty() && !bin.is_empty() => {
+            Ok((image.to_owned(), PathBuf::from(bin)))
+        }
+        _ => Err(format!(
+            "{s:?}: expected IMAGE=BINARY, e.g. pd-orchestrator/dlx:dev=/usr/local/bin/dlx"
+        )),
+    }
 }
 
 impl Args {
@@ -84,8 +105,27 @@ mod tests {
             "--pod-cidr=10.250.0.0/20",
             "--fake-inference-bin=/bin/fake",
             "--log-dir=/tmp/x",
+            "--image-program=pd-orchestrator/dlx:dev=/bin/dlx",
+            "--image-program=other=/bin/o",
+            "--apiserver-forward=10.244.0.1:6443",
         ])
         .unwrap();
+        assert_eq!(
+            a.image_programs,
+            [
+                (
+                    "pd-orchestrator/dlx:dev".to_owned(),
+                    PathBuf::from("/bin/dlx")
+                ),
+                ("other".to_owned(), PathBuf::from("/bin/o"))
+            ]
+        );
+        assert_eq!(
+            a.apiserver_forward,
+            Some("10.244.0.1:6443".parse().unwrap())
+        );
+        let err = Args::try_parse_from(["sim-kubelet", "--image-program=nobinary"]).unwrap_err();
+        assert!(err.to_string().contains("expected IMAGE=BINARY"), "{err}");
         assert_eq!(a.node_name, "n1");
         assert_eq!(a.pod_cidr.to_string(), "10.250.0.0/20");
         assert_eq!(a.fake_inference_bin, PathBuf::from("/bin/fake"));

@@ -4,8 +4,9 @@
 //! still bound to their pod addresses, so the new run's servers could not bind; and pods deleted while
 //! no sim-kubelet ran leave their /32 behind. So, at start-up:
 //!
-//! 1. every process in the namespace whose command line names `--fake-inference-bin` gets SIGTERM, then
-//!    SIGKILL after 2 s ([`stop_orphans`]);
+//! 1. every process in the namespace whose command line names `--fake-inference-bin`, or whose environment
+//!    carries the pod-UID mark every started program gets ([`crate::credentials::POD_UID_ENV`]), gets SIGTERM,
+//!    then SIGKILL after 2 s ([`stop_orphans`]);
 //! 2. after the first pod list has rebuilt the allocator, every pool address on the interface that no listed
 //!    pod holds is removed ([`stale_addresses`]).
 
@@ -24,6 +25,14 @@ pub fn is_fake_server(cmdline: &[u8], fake_bin: &Path) -> bool {
     let bin = fake_bin.as_os_str().as_encoded_bytes();
     cmdline.split(|&b| b == 0).any(|arg| arg == bin)
         && cmdline.split(|&b| b == 0).any(|arg| arg == b"--listen")
+}
+
+/// Whether a process with this (NUL-separated) environment was started by sim-kubelet.
+pub fn has_pod_mark(environ: &[u8]) -> bool {
+    let mark = format!("{}=", crate::credentials::POD_UID_ENV);
+    environ
+        .split(|&b| b == 0)
+        .any(|kv| kv.starts_with(mark.as_bytes()))
 }
 
 /// The /32 IPv4 addresses in the output of `ip -4 -o addr show`.
@@ -60,10 +69,11 @@ pub async fn stop_orphans(net: &PodNetwork, fake_bin: &Path) -> Result<usize, Ne
         .filter(|&pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|c| is_fake_server(&c, fake_bin))
+                || std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|e| has_pod_mark(&e))
         })
         .collect();
     for &pid in &pids {
-        tracing::warn!(pid, "stopping a fake server left over by an earlier run");
+        tracing::warn!(pid, "stopping a pod process left over by an earlier run");
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
     }
     for _ in 0..20 {
@@ -129,6 +139,13 @@ mod tests {
             bin
         ));
         assert!(!is_fake_server(&cmd(&["sleep", "100"]), bin));
+    }
+
+    #[test]
+    fn recognises_marked_programs() {
+        assert!(has_pod_mark(b"PATH=/bin\0SIM_KUBELET_POD_UID=u-1\0"));
+        assert!(!has_pod_mark(b"PATH=/bin\0X_SIM_KUBELET_POD_UID=u\0"));
+        assert!(!has_pod_mark(b""));
     }
 
     #[test]

@@ -8,12 +8,16 @@
 //! 2. [`supervisor`] watches the pods bound to the node and runs one [`worker`] task per pod, which
 //!    - gives the pod an IP from [`ipam`] and adds it as a /32 inside the pod network namespace ([`netns`]),
 //!    - for a container whose image matches `--fake-image-match`, runs the fake inference server bound to that
-//!      IP ([`process`]), probes it for readiness ([`probe`]) and restarts it with backoff ([`backoff`]) when it
-//!      exits,
+//!      IP ([`process`]); for one whose image matches an `--image-program`, runs that binary with the
+//!      container's args and env (downward-API fields included, [`podspec`]) and a kubeconfig holding a token
+//!      of the pod's ServiceAccount ([`credentials`]); probes it for readiness ([`probe`]) and restarts it with
+//!      backoff ([`backoff`]) when it exits,
 //!    - reports the pod Running (or, for a Job's pod, Succeeded) through `pods/status` ([`status`]),
 //!    - on deletion stops the process, frees the IP and finalises the delete;
 //! 3. [`sd`] serves Prometheus HTTP service discovery for the node's pods on the admin server;
-//! 4. at start-up, [`leftovers`] stops fake servers and removes addresses an earlier, killed run left behind.
+//! 4. at start-up, [`leftovers`] stops fake servers and removes addresses an earlier, killed run left behind;
+//! 5. with `--apiserver-forward`, [`credentials::forward`] relays that address on the pod network to the API
+//!    server, so programs in pods reach it as they would through the `kubernetes` Service.
 //!
 //! Child output goes to one log file per pod and container under `--log-dir` (see [`process`]), not into
 //! sim-kubelet's own log.
@@ -27,6 +31,7 @@
 
 pub mod args;
 pub mod backoff;
+pub mod credentials;
 pub mod ipam;
 pub mod leftovers;
 pub mod metrics;
@@ -65,8 +70,10 @@ pub struct Context {
     pub ipam: Mutex<ipam::IpAllocator>,
     /// The fake inference server binary.
     pub fake_bin: PathBuf,
-    /// Image substring that selects the fake server.
-    pub image_match: String,
+    /// Which images run which program.
+    pub images: podspec::Images,
+    /// How programs in pods reach the API server (set when `--image-program` is).
+    pub api_access: Option<credentials::ApiAccess>,
     /// Directory of per-pod process logs.
     pub log_dir: PathBuf,
     /// HTTP client for readiness probes.
@@ -96,6 +103,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         sd::router(client.clone(), args.node_name.clone()),
     )
     .await?;
+    let api_access = if args.image_programs.is_empty() && args.apiserver_forward.is_none() {
+        None
+    } else {
+        let kubeconfig = kube::config::Kubeconfig::read()
+            .context("reading KUBECONFIG (--image-program and --apiserver-forward need it)")?;
+        Some(credentials::ApiAccess::from_kubeconfig(
+            &kubeconfig,
+            args.apiserver_forward,
+        )?)
+    };
+    let relay = match (args.apiserver_forward, &api_access) {
+        (Some(listen), Some(a)) => {
+            Some(credentials::forward(listen, a.upstream.clone(), shutdown.clone()).await?)
+        }
+        _ => None,
+    };
     let log_dir = args.log_dir();
     std::fs::create_dir_all(&log_dir)
         .with_context(|| format!("creating --log-dir {}", log_dir.display()))?;
@@ -111,7 +134,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         pod_cidr: args.pod_cidr,
         ipam: Mutex::new(ipam::IpAllocator::new(args.pod_cidr)),
         fake_bin: args.fake_inference_bin.clone(),
-        image_match: args.fake_image_match.clone(),
+        images: podspec::Images {
+            fake_match: args.fake_image_match.clone(),
+            programs: args.image_programs.clone(),
+        },
+        api_access,
         log_dir,
         http: probe::http_client().context("building the probe HTTP client")?,
         metrics,
@@ -145,6 +172,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         heartbeat.await?;
     }
     admin.task.await?;
+    if let Some(relay) = relay {
+        relay.await?;
+    }
     tracing::info!("sim-kubelet stopped");
     Ok(())
 }

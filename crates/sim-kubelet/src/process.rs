@@ -1,7 +1,8 @@
-//! The fake inference server process of one pod.
+//! The process of one pod's container: the fake inference server or a mapped program ([`Launch`]).
 //!
-//! It runs as `ip netns exec <netns> <fake-inference-bin> --listen <podIP>:<port> --group-id <id>` with the
-//! container's literal env added to sim-kubelet's own environment. `ip netns exec` execs the program in place,
+//! It runs as `ip netns exec <netns> <bin> <args>` — for the fake server `--listen <podIP>:<port> --group-id
+//! <id>`, for a program the container's `args` — with the container's env (see
+//! [`crate::podspec::resolve_env`]) added to sim-kubelet's own environment. `ip netns exec` execs the program in place,
 //! so the child's PID is the server's and signals reach it directly. Its stdout and stderr go, appended, to
 //! one file per pod and container: `<log-dir>/<namespace>_<pod>_<uid>/<container>.log` (the layout of the
 //! kubelet's `/var/log/pods`), with a marker line before each start. Stopping sends SIGTERM and kills
@@ -20,8 +21,44 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
+use crate::credentials::POD_UID_ENV;
 use crate::netns::PodNetwork;
-use crate::podspec::FakeSpec;
+use crate::podspec::{FakeSpec, expand, resolve_env};
+
+/// What to execute for a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch {
+    /// The binary.
+    pub bin: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Added to sim-kubelet's environment, later entries winning.
+    pub env: Vec<(String, String)>,
+}
+
+/// The command for `spec` on `ip`: `fake_bin` with [`fake_args`], or the mapped program with the container's
+/// args expanded. `extra` (the pod's API access) comes first, so the container's own env overrides it; the
+/// pod's UID comes last, as the mark of a process sim-kubelet started.
+pub fn launch(
+    spec: &FakeSpec,
+    fake_bin: &Path,
+    ip: Ipv4Addr,
+    uid: &str,
+    extra: Vec<(String, String)>,
+) -> Launch {
+    let own = resolve_env(&spec.env, ip);
+    let (bin, args) = match &spec.program {
+        None => (fake_bin.to_owned(), fake_args(spec, ip)),
+        Some(bin) => (
+            bin.clone(),
+            spec.args.iter().map(|a| expand(a, &own)).collect(),
+        ),
+    };
+    let mut env = extra;
+    env.extend(own);
+    env.push((POD_UID_ENV.to_owned(), uid.to_owned()));
+    Launch { bin, args, env }
+}
 
 /// A running fake server.
 #[derive(Debug)]
@@ -59,14 +96,8 @@ pub fn exit_code(status: ExitStatus) -> i32 {
 }
 
 impl FakeProcess {
-    /// Starts the fake server for `spec` on `ip` inside the namespace, logging to `log`.
-    pub fn spawn(
-        net: &PodNetwork,
-        bin: &Path,
-        spec: &FakeSpec,
-        ip: Ipv4Addr,
-        log: &Path,
-    ) -> std::io::Result<Self> {
+    /// Starts `what` inside the namespace, logging to `log`.
+    pub fn spawn(net: &PodNetwork, what: &Launch, log: &Path) -> std::io::Result<Self> {
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -77,14 +108,14 @@ impl FakeProcess {
         let started = Timestamp::now();
         writeln!(
             out,
-            "--- sim-kubelet: starting {} on {ip}:{} at {started} ---",
-            bin.display(),
-            spec.port
+            "--- sim-kubelet: starting {} {} at {started} ---",
+            what.bin.display(),
+            what.args.join(" ")
         )?;
         let err = out.try_clone()?;
         let child = Command::new("ip")
-            .args(net.exec_argv(bin, &fake_args(spec, ip)))
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .args(net.exec_argv(&what.bin, &what.args))
+            .envs(what.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -123,17 +154,45 @@ mod tests {
 
     #[test]
     fn args_and_paths() {
-        let spec = FakeSpec {
+        let mut spec = FakeSpec {
             container: "engine".into(),
+            program: None,
+            args: vec!["--ignored".into()],
             port: 9000,
+            probe_port: 9000,
             group_id: "g1".into(),
             probe_path: "/health".into(),
-            env: vec![],
+            env: vec![crate::podspec::EnvSpec {
+                name: "ADDR".into(),
+                source: crate::podspec::EnvSource::PodIp,
+            }],
         };
+        let ip = "10.244.1.2".parse().unwrap();
         assert_eq!(
-            fake_args(&spec, "10.244.1.2".parse().unwrap()),
+            fake_args(&spec, ip),
             ["--listen", "10.244.1.2:9000", "--group-id", "g1"]
         );
+        let extra = vec![
+            ("KUBECONFIG".into(), "/k".into()),
+            ("ADDR".into(), "x".into()),
+        ];
+        let l = launch(&spec, Path::new("/bin/fake"), ip, "u-1", extra.clone());
+        assert_eq!(l.bin, PathBuf::from("/bin/fake"));
+        assert_eq!(l.args, fake_args(&spec, ip));
+        assert_eq!(
+            l.env,
+            [
+                ("KUBECONFIG".into(), "/k".into()),
+                ("ADDR".into(), "x".into()),
+                ("ADDR".into(), "10.244.1.2".into()),
+                (POD_UID_ENV.into(), "u-1".into())
+            ]
+        );
+        spec.program = Some("/bin/dlx".into());
+        spec.args = vec!["--listen=$(ADDR):80".into()];
+        let l = launch(&spec, Path::new("/bin/fake"), ip, "u-1", extra);
+        assert_eq!(l.bin, PathBuf::from("/bin/dlx"));
+        assert_eq!(l.args, ["--listen=10.244.1.2:80"]);
         assert_eq!(
             log_path(Path::new("/l"), "ns", "p", "u", "engine"),
             PathBuf::from("/l/ns_p_u/engine.log")

@@ -4,8 +4,8 @@
 //!
 //! 1. **reconcile** — if the pod has a `deletionTimestamp`, stop the process (SIGTERM, SIGKILL after
 //!    min(grace, 10 s)), remove and release the IP, then delete the pod with grace 0 and a UID precondition.
-//!    Otherwise, per the [`Plan`]: allocate and add the IP, start (or, after its backoff, restart) the fake
-//!    server, and patch `pods/status` if the status built by [`pod_status`] differs from the last one written;
+//!    Otherwise, per the [`Plan`]: allocate and add the IP, for a mapped program write its ServiceAccount
+//!    kubeconfig, start (or, after its backoff, restart) the process, and patch `pods/status` if the status built by [`pod_status`] differs from the last one written;
 //! 2. **wait** for the next thing to happen: a new version of the pod from the watch, the pod gone from the
 //!    API, the process exiting, the 500 ms probe tick, a retry or restart falling due, or shutdown.
 //!
@@ -29,7 +29,7 @@ use crate::podspec::{
     Plan, grace_period, plan, pod_key, reported_pod_ip, reported_restart_count, reported_start_time,
 };
 use crate::probe::{self, ProbeTracker};
-use crate::process::{FakeProcess, exit_code, log_path};
+use crate::process::{FakeProcess, exit_code, launch, log_path};
 use crate::status::{Exit, FakeObserved, FakeState, Observed, Phase, pod_status, status_patch};
 
 /// How long a child gets between SIGTERM and SIGKILL when sim-kubelet itself shuts down.
@@ -83,13 +83,16 @@ pub struct PodWorker {
     written: Option<PodStatus>,
     status_retry: RetryTimer,
     delete_retry: RetryTimer,
+    /// A program's API access: the kubeconfig written for it.
+    kubeconfig: Option<std::path::PathBuf>,
+    creds_retry: RetryTimer,
     counted_running: bool,
 }
 
 impl PodWorker {
     /// A task for `pod`, receiving later versions through `rx`.
     pub fn new(ctx: Arc<Context>, pod: Arc<Pod>, rx: watch::Receiver<PodUpdate>) -> Self {
-        let plan = plan(&pod, &ctx.image_match);
+        let plan = plan(&pod, &ctx.images);
         let restarts = match &plan {
             Plan::Run(Some(f)) => Restarts {
                 count: reported_restart_count(&pod, &f.container),
@@ -116,6 +119,8 @@ impl PodWorker {
             written: None,
             status_retry: RetryTimer::default(),
             delete_retry: RetryTimer::default(),
+            kubeconfig: None,
+            creds_retry: RetryTimer::default(),
             counted_running: false,
         }
     }
@@ -175,7 +180,9 @@ impl PodWorker {
                 }
                 Plan::Run(fake) => {
                     if self.ensure_ip().await {
-                        if fake.is_some() {
+                        if let Some(spec) = fake
+                            && (spec.program.is_none() || self.ensure_credentials().await)
+                        {
                             self.ensure_process();
                         }
                         self.sync_status().await;
@@ -236,7 +243,67 @@ impl PodWorker {
         }
     }
 
-    /// Starts the fake server if it is not running and no restart delay is pending.
+    /// The pod's directory (logs, credentials).
+    fn pod_dir(&self) -> std::path::PathBuf {
+        let md = &self.pod.metadata;
+        log_path(
+            &self.ctx.log_dir,
+            md.namespace.as_deref().unwrap_or_default(),
+            md.name.as_deref().unwrap_or_default(),
+            &self.uid,
+            "x",
+        )
+        .parent()
+        .map(ToOwned::to_owned)
+        .unwrap_or_default()
+    }
+
+    /// For a program: a token of the pod's ServiceAccount and a kubeconfig, written once per pod.
+    /// Returns whether they are in place (or not needed: no API access configured).
+    async fn ensure_credentials(&mut self) -> bool {
+        let Some(access) = self.ctx.api_access.as_ref() else {
+            return true;
+        };
+        if self.kubeconfig.is_some() {
+            return true;
+        }
+        if !self.creds_retry.is_due(Instant::now()) {
+            return false;
+        }
+        let dir = self.pod_dir().join("serviceaccount");
+        match crate::credentials::pod_kubeconfig(&self.ctx.client, access, &self.pod, &dir).await {
+            Ok(path) => {
+                tracing::debug!(pod = %self.key, kubeconfig = %path.display(), "ServiceAccount credentials written");
+                self.creds_retry.succeeded();
+                self.kubeconfig = Some(path);
+                true
+            }
+            Err(e) => {
+                let d = self.creds_retry.failed(API, Instant::now());
+                tracing::warn!(pod = %self.key, error = format!("{e:#}"), retry_in = ?d, "no ServiceAccount credentials for the pod's program");
+                false
+            }
+        }
+    }
+
+    /// What a program gets besides its container's env: where the API server is.
+    fn api_env(&self) -> Vec<(String, String)> {
+        let (Some(path), Some(access)) = (&self.kubeconfig, &self.ctx.api_access) else {
+            return Vec::new();
+        };
+        let mut env = vec![("KUBECONFIG".to_owned(), path.display().to_string())];
+        if let Some((host, port)) = access
+            .server
+            .strip_prefix("https://")
+            .and_then(|a| a.rsplit_once(':'))
+        {
+            env.push(("KUBERNETES_SERVICE_HOST".to_owned(), host.to_owned()));
+            env.push(("KUBERNETES_SERVICE_PORT".to_owned(), port.to_owned()));
+        }
+        env
+    }
+
+    /// Starts the process if it is not running and no restart delay is pending.
     fn ensure_process(&mut self) {
         let (Plan::Run(Some(spec)), Some((ip, true))) = (&self.plan, self.ip) else {
             return;
@@ -253,9 +320,10 @@ impl PodWorker {
             &self.uid,
             &spec.container,
         );
-        match FakeProcess::spawn(&self.ctx.net, &self.ctx.fake_bin, spec, ip, &log) {
+        let what = launch(spec, &self.ctx.fake_bin, ip, &self.uid, self.api_env());
+        match FakeProcess::spawn(&self.ctx.net, &what, &log) {
             Ok(p) => {
-                tracing::info!(pod = %self.key, %ip, port = spec.port, log = %log.display(), restarting, "started fake server");
+                tracing::info!(pod = %self.key, %ip, bin = %what.bin.display(), log = %log.display(), restarting, "started the pod's process");
                 if restarting {
                     self.restarts.count = self.restarts.count.saturating_add(1);
                     self.ctx.metrics.process_restarts.inc();
@@ -264,7 +332,7 @@ impl PodWorker {
                 self.proc = Some(p);
             }
             Err(e) => {
-                tracing::warn!(pod = %self.key, error = %e, bin = %self.ctx.fake_bin.display(), "starting the fake server failed");
+                tracing::warn!(pod = %self.key, error = %e, bin = %what.bin.display(), "starting the pod's process failed");
                 let now = Timestamp::now();
                 self.record_exit(
                     Exit {
@@ -306,7 +374,7 @@ impl PodWorker {
         let (Plan::Run(Some(spec)), Some((ip, _))) = (&self.plan, self.ip) else {
             return;
         };
-        let ok = probe::probe(&self.ctx.http, ip, spec.port, &spec.probe_path).await;
+        let ok = probe::probe(&self.ctx.http, ip, spec.probe_port, &spec.probe_path).await;
         if self.probe.observe(ok) {
             tracing::info!(pod = %self.key, ready = self.probe.ready(), "readiness changed");
         }
@@ -428,6 +496,7 @@ impl PodWorker {
         tracing::info!(pod = %self.key, "pod is being deleted");
         self.stop_process(grace_period(&self.pod)).await;
         self.release_ip().await;
+        self.forget_credentials().await;
         self.set_running_metric(false);
         self.stage = Stage::Deleting;
     }
@@ -468,6 +537,14 @@ impl PodWorker {
         tracing::info!(pod = %self.key, "pod gone");
         self.stop_process(grace_period(&self.pod)).await;
         self.release_ip().await;
+        self.forget_credentials().await;
+    }
+
+    /// Removes the token written for the pod's program (it is bound to the pod, so it is dead anyway).
+    async fn forget_credentials(&mut self) {
+        if self.kubeconfig.take().is_some() {
+            let _ = tokio::fs::remove_dir_all(self.pod_dir().join("serviceaccount")).await;
+        }
     }
 
     async fn stop_process(&mut self, grace: Duration) {
@@ -499,9 +576,10 @@ impl PodWorker {
                 self.net_retry.due(),
                 self.status_retry.due(),
                 self.restarts.restart_at,
+                self.creds_retry.due(),
             ],
-            Stage::Deleting => [self.delete_retry.due(), None, None],
-            Stage::Deleted => [None, None, None],
+            Stage::Deleting => [self.delete_retry.due(), None, None, None],
+            Stage::Deleted => [None, None, None, None],
         };
         timers.into_iter().flatten().min()
     }

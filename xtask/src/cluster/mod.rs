@@ -91,6 +91,9 @@ pub mod net {
     }
 }
 
+/// Pods of this image run the `dlx` binary (sim-kubelet `--image-program`).
+pub const DLX_IMAGE: &str = "pd-orchestrator/dlx:dev";
+
 /// The node sim-kubelet registers.
 pub const NODE_NAME: &str = "pdo-node-0";
 
@@ -350,6 +353,10 @@ impl Cluster {
                         "--fake-inference-bin={}",
                         bins.join("fake-inference").display()
                     ),
+                    // Pods of image pd-orchestrator/dlx:dev run the real DLX in the pod network, with
+                    // their ServiceAccount's token, reaching the API server at its advertise address.
+                    format!("--image-program={DLX_IMAGE}={}", bins.join("dlx").display()),
+                    format!("--apiserver-forward={}:{api}", net::HOST_IP),
                     format!("--log-dir={}", self.dir.join("logs/pods").display()),
                     format!("--admin-addr=127.0.0.1:{kubelet_admin}"),
                 ]),

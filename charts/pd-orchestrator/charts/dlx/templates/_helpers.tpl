@@ -60,11 +60,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
 {{- end }}
 
+{{/* The address the DLX listens on: 0.0.0.0, or the Pod's IP (env POD_IP) with listenOnPodIP. */}}
+{{- define "dlx.listenHost" -}}
+{{- ternary "$(POD_IP)" "0.0.0.0" (.Values.listenOnPodIP | default false) }}
+{{- end }}
+
 {{/* PROXY_ADDR: the proxy port and every extra proxy port, comma-separated. */}}
 {{- define "dlx.proxyAddrs" -}}
-{{- $addrs := list (printf "0.0.0.0:%v" .Values.proxyPort) }}
+{{- $host := include "dlx.listenHost" . }}
+{{- $addrs := list (printf "%s:%v" $host .Values.proxyPort) }}
 {{- range .Values.extraProxyPorts }}
-{{- $addrs = append $addrs (printf "0.0.0.0:%v" .port) }}
+{{- $addrs = append $addrs (printf "%s:%v" $host .port) }}
 {{- end }}
 {{- join "," $addrs }}
 {{- end }}

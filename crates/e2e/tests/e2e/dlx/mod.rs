@@ -10,6 +10,7 @@
 
 mod handover;
 mod load;
+mod pods;
 mod protocols;
 mod rbac;
 mod shutdown;
