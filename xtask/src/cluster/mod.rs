@@ -269,7 +269,7 @@ impl Cluster {
                 format!("--proxy-client-cert-file={}", d("front-proxy-client.crt")),
                 format!("--proxy-client-key-file={}", d("front-proxy-client.key")),
                 "--enable-aggregator-routing=false".into(),
-                "--profiling=false".into(),
+                "--profiling=true".into(),
                 "--v=0".into(),
             ]),
         )?;

@@ -9,7 +9,11 @@
 //! - **firing lag**: from a rule's time to the Tidal's status showing it, seen through a watch (the
 //!   status is written after the scale write, so this bounds the whole path);
 //! - **idle CPU** of the controller in the quiet seconds between waves, from `/proc/<pid>/stat`;
-//! - **RSS** (current and peak) from `/proc/<pid>/status`.
+//! - **RSS** (current and peak) from `/proc/<pid>/status`;
+//! - **the API server's own floor** (`api_only_wave`): with the controller stopped, the bench itself sends
+//!   the writes one all-at-once wave costs (a `/scale` merge patch for the RSG half, a status merge patch
+//!   of the controller's shape for every Tidal, at the controller's concurrency) and times when each
+//!   completes — how fast this API server can land a wave with no controller in the way.
 //!
 //! Prints one JSON object on stdout; deletes its namespace at the end.
 
@@ -44,6 +48,9 @@ struct Args {
     /// Seconds between waves.
     #[arg(long, default_value_t = 12)]
     wave_gap: i64,
+    /// Writes in flight in the API-only wave (the controller's default concurrency).
+    #[arg(long, default_value_t = 100)]
+    concurrency: usize,
 }
 
 const WAVES: usize = 5;
@@ -285,7 +292,7 @@ async fn run(args: &Args, client: kube::Client) -> Result<serde_json::Value> {
         .spawn()
         .with_context(|| format!("starting {}", args.scheduler_bin))?;
     let pid = child.id();
-    let _guard = Killer(child);
+    let guard = Killer(child);
 
     // Wait until every Tidal shows its base rule (the first pass is done).
     let all: Api<Tidal> = Api::namespaced(client.clone(), ns);
@@ -340,6 +347,8 @@ async fn run(args: &Args, client: kube::Client) -> Result<serde_json::Value> {
     let (rss, hwm) = rss_mib(pid)?;
     let total_cpu = cpu_ticks(pid)? as f64 / 100.0;
     watch.abort();
+    drop(guard);
+    let api_only = api_only_wave(&client, ns, n, args.concurrency).await?;
     let seen = seen.lock().expect("lock").clone();
     let expected = n * WAVES;
     let missing = expected - seen.len();
@@ -396,5 +405,66 @@ async fn run(args: &Args, client: kube::Client) -> Result<serde_json::Value> {
         "rss_mib_end": (rss * 10.0).round() / 10.0,
         "rss_mib_peak": (hwm * 10.0).round() / 10.0,
         "lag_measured_as": "wall time when a watch saw status.activeRule change, minus the rule's firing time",
+        "api_only_wave": api_only,
+    }))
+}
+
+/// The writes of one all-at-once wave, sent by the bench with the controller stopped: per Tidal a status
+/// merge patch shaped like the controller's (every field, three conditions), and for the RSG half first a
+/// `/scale` merge patch. Returns when each Tidal's writes completed, from the wave's start.
+async fn api_only_wave(
+    client: &kube::Client,
+    ns: &str,
+    n: usize,
+    concurrency: usize,
+) -> Result<serde_json::Value> {
+    use kube::api::{Patch, PatchParams};
+    let tidals: Api<Tidal> = Api::namespaced(client.clone(), ns);
+    let rsgs: Api<api_types::ResourceScalingGroup> = Api::namespaced(client.clone(), ns);
+    let pp = PatchParams {
+        field_manager: Some("tidal-scheduler".into()),
+        ..PatchParams::default()
+    };
+    let now = Timestamp::now();
+    let condition = |ty: &str, status: &str, reason: &str, message: String| {
+        serde_json::json!({"type": ty, "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": now.to_string(), "observedGeneration": 1})
+    };
+    let t0 = Instant::now();
+    let done: Vec<f64> = futures::stream::iter(0..n)
+        .map(|i| {
+            let (tidals, rsgs, pp) = (tidals.clone(), rsgs.clone(), pp.clone());
+            let status = serde_json::json!({"status": {
+                "activeRule": "api-only", "activeRuleEffectiveTime": now.to_string(), "desiredReplicas": 9,
+                "lastTriggerRule": "api-only", "lastTriggerTime": now.to_string(),
+                "nextTriggerRule": "base", "nextTriggerTime": now.to_string(),
+                "conditions": [
+                    condition("Ready", "True", "Reconciled", format!("rule api-only active since {now}: 9 replicas for ResourceScalingGroup {ns}/g-{i}")),
+                    condition("Progressing", "False", "WaitingForNextRule", format!("next: rule base at {now}")),
+                    condition("Degraded", "False", "Reconciled", String::new()),
+                ]}});
+            async move {
+                if i % 2 == 0 {
+                    let scale = serde_json::json!({"spec": {"replicas": 9}});
+                    rsgs.patch_scale(&format!("g-{i}"), &PatchParams::default(), &Patch::Merge(&scale))
+                        .await?;
+                }
+                tidals
+                    .patch_status(&format!("t-{i}"), &pp, &Patch::Merge(&status))
+                    .await?;
+                anyhow::Ok(t0.elapsed().as_secs_f64())
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    let wall = t0.elapsed().as_secs_f64();
+    eprintln!("API-only wave: {n} Tidals' writes in {wall:.1}s");
+    Ok(serde_json::json!({
+        "writes": n + n.div_ceil(2),
+        "concurrency": concurrency,
+        "wall_seconds": (wall * 1000.0).round() / 1000.0,
+        "tidal_done_after": summary(done),
+        "measured_as": "time from the wave's start until a Tidal's writes (its /scale patch, then its status patch) completed, sent by the bench with the controller stopped",
     }))
 }
