@@ -87,6 +87,9 @@ pub fn build_cluster_binaries() -> Result<PathBuf> {
         "sim-kubelet",
         "-p",
         "fake-inference",
+        // sim-kubelet runs pods of image pd-orchestrator/dlx:dev as this binary.
+        "-p",
+        "dlx",
     ]))?;
     Ok(target_dir().join("debug"))
 }
