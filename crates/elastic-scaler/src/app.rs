@@ -68,7 +68,8 @@ enum Command {
     Simulate(crate::simulate::SimulateArgs),
 }
 
-/// What a plugin crate may register before the controller starts.
+/// What a plugin crate may register before the controller starts (or before `simulate` runs: then
+/// `client` answers every request with an error, since the simulator has no cluster).
 pub struct Plugins {
     /// Scaling algorithms by lower-case name (hpa, kpa, apa, external are built in).
     pub algorithms: Registry<SharedFactory>,
@@ -79,6 +80,18 @@ pub struct Plugins {
 }
 
 impl Plugins {
+    /// The built-in algorithms, no handler but the generic one, and an API client without a cluster: what
+    /// `simulate` gives a plugin crate's registration, so its algorithms can be simulated too.
+    pub fn offline() -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().build()?;
+        let client = offline_client();
+        Ok(Plugins {
+            algorithms: crate::builtin::algorithms(http)?,
+            handlers: Handlers::generic_only(client.clone()),
+            client,
+        })
+    }
+
     /// Registers an algorithm under `name` (case-insensitive).
     pub fn algorithm(&mut self, name: &str, factory: SharedFactory) -> Result<(), RegistryError> {
         self.algorithms.insert(algorithm_key(Some(name)), factory)
@@ -95,6 +108,16 @@ impl Plugins {
     }
 }
 
+/// An API client for `simulate`: every request fails at once, saying there is no cluster.
+fn offline_client() -> kube::Client {
+    let service = tower::service_fn(|_req: http::Request<kube::client::Body>| async {
+        Err::<http::Response<http_body_util::Full<bytes::Bytes>>, _>(std::io::Error::other(
+            "elastic-scaler simulate runs without a cluster",
+        ))
+    });
+    kube::Client::new(service, "default")
+}
+
 fn seconds(flag: &str, v: f64, min: f64) -> anyhow::Result<Duration> {
     anyhow::ensure!(
         v.is_finite() && v >= min,
@@ -109,7 +132,10 @@ pub async fn main_with(
 ) -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(Command::Simulate(sim)) = args.command {
-        return crate::simulate::run(sim).await;
+        // The plugin crate's registration runs here too, so its algorithms can be simulated.
+        let mut plugins = Plugins::offline()?;
+        register(&mut plugins).map_err(|e| anyhow::anyhow!("registering plugins: {e}"))?;
+        return crate::simulate::run_with(sim, &plugins.algorithms).await;
     }
     init_tracing(&args.log)?;
     let period = seconds("sync-period-seconds", args.sync_period_seconds, 1.0)?;

@@ -65,6 +65,14 @@ impl Handlers {
         })
     }
 
+    /// Only the generic handler, over `client`: for `simulate`, which reads and writes no target.
+    pub fn generic_only(client: kube::Client) -> Self {
+        Handlers {
+            registry: Registry::new("resource handler"),
+            fallback: Arc::new(generic::Generic::new(client)),
+        }
+    }
+
     /// Registers a plugin handler for `apiVersion`/`kind` (any version of the group).
     pub fn register(
         &mut self,
