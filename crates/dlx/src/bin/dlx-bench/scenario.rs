@@ -24,6 +24,7 @@ use anyhow::{Context as _, bail};
 use api_types::ElasticScaler;
 use api_types::keys::{annotations, labels};
 use bytes::Bytes;
+use clap::ValueEnum as _;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -71,6 +72,27 @@ pub struct Args {
     /// Requests held at once in the memory part.
     #[arg(long, default_value_t = 10_000)]
     held: usize,
+    /// The parts to run, in this order (a subset is for working on one of them; the result then
+    /// lacks the others).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "passthrough,cold,held-h2,held-h1"
+    )]
+    parts: Vec<Part>,
+}
+
+/// A part of the benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Direct vs nginx vs DLX, at saturation and at a fixed rate.
+    Passthrough,
+    /// Scale-from-zero cycles: first request → wake-up write, pod ready → held requests forwarded.
+    Cold,
+    /// `--held` requests held over HTTP/2, 100 streams per connection.
+    HeldH2,
+    /// `--held` requests held over HTTP/1.1, one connection each.
+    HeldH1,
 }
 
 const HOST_SUFFIX: &str = "svc.cluster.local";
@@ -428,15 +450,28 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         targets.push(("nginx", n));
     }
     targets.push(("dlx", dlx));
-    let passthrough = passthrough(&args, &host, &targets).await;
-    eprintln!("passthrough: {passthrough}");
-    let cold = cold_path(&args, &cluster, dlx, admin, &host).await?;
-    eprintln!("cold path: {cold}");
-    // HTTP/2 first: freed heap is not returned to the system, so the second run starts higher.
-    let held_h2 = held(&args, &cluster, dlx, admin, dlx_pid, &host, Some(100)).await?;
-    eprintln!("held over HTTP/2: {held_h2}");
-    let held_h1 = held(&args, &cluster, dlx, admin, dlx_pid, &host, None).await?;
-    eprintln!("held over HTTP/1.1: {held_h1}");
+    let (mut passthrough_r, mut cold, mut held_h2, mut held_h1) =
+        (Value::Null, Value::Null, Value::Null, Value::Null);
+    for part in &args.parts {
+        match part {
+            Part::Passthrough => {
+                passthrough_r = passthrough(&args, &host, &targets).await;
+                eprintln!("passthrough: {passthrough_r}");
+            }
+            Part::Cold => {
+                cold = cold_path(&args, &cluster, dlx, admin, &host).await?;
+                eprintln!("cold path: {cold}");
+            }
+            Part::HeldH2 => {
+                held_h2 = held(&args, &cluster, dlx, admin, dlx_pid, &host, Some(100)).await?;
+                eprintln!("held over HTTP/2: {held_h2}");
+            }
+            Part::HeldH1 => {
+                held_h1 = held(&args, &cluster, dlx, admin, dlx_pid, &host, None).await?;
+                eprintln!("held over HTTP/1.1: {held_h1}");
+            }
+        }
+    }
 
     drop(procs);
     let _ = Api::<Namespace>::all(client)
@@ -446,7 +481,8 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         "backend": format!("fake-inference (release) on {BACKEND_IP}, GET {PATH}"),
         "proxies": "one core each: the DLX with DLX_WORKER_THREADS=1, nginx with worker_processes 1 and upstream keep-alive",
         "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
-        "passthrough": passthrough,
+        "parts": args.parts.iter().filter_map(|p| Some(p.to_possible_value()?.get_name().to_owned())).collect::<Vec<_>>(),
+        "passthrough": passthrough_r,
         "cold_path": cold,
         "held": {"http1_one_connection_each": held_h1, "http2_100_streams_per_connection": held_h2},
     }))
