@@ -83,6 +83,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         instance: Some(args.pod_name.clone()),
     };
     let events = EventQueue::start(Recorder::new(client.clone(), reporter), 1000, work.clone());
+    tokio::spawn(wake::keep_warm(
+        client.clone(),
+        wake::KEEP_WARM_EVERY,
+        work.clone(),
+    ));
     let waker = Waker::new(
         client.clone(),
         events,

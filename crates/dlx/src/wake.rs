@@ -27,6 +27,33 @@ use crate::catalog::Handed;
 use crate::metrics::{Metrics, WakeLabels};
 use crate::target::{Key, Target};
 
+/// How often [`keep_warm`] talks to the API server: well inside the 90 s after which the Kubernetes
+/// client's pool drops an idle connection.
+pub const KEEP_WARM_EVERY: Duration = Duration::from_secs(30);
+
+/// Keeps an idle connection to the API server in the client's pool until `stop`: `GET /version` now
+/// and every `every`.
+///
+/// The watches hold their own connections (HTTP/1.1, one request each), so without this the first
+/// wake-up write of the process — and any after a quiet spell longer than the pool's idle timeout —
+/// starts with a TCP and TLS handshake (measured: 58 ms instead of under 15 ms). `/version` is open to
+/// every authenticated client, so this needs no RBAC rule.
+pub async fn keep_warm(
+    client: kube::Client,
+    every: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        if let Err(e) = client.apiserver_version().await {
+            tracing::debug!(error = %e, "keeping the API server connection warm failed");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
 /// Event reason on the ElasticScaler when this DLX asked for a wake-up.
 // `api_types::keys::reasons` has no scale-to-zero reasons yet; this moves there with the hand-over's own.
 pub const REASON_WAKE_REQUESTED: &str = "WakeRequested";
