@@ -8,16 +8,36 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that only describe the connection they came on.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
+/// Copies a request's URI and header values out of the buffer hyper read them into.
+///
+/// Hyper hands them out as slices of the connection's read buffer (HTTP/1.1: 8 KiB). While any slice
+/// lives, hyper cannot reuse that buffer and allocates a new one for its next read — which it does at
+/// once, to watch the connection for EOF while the request is served or held. Called when hyper hands
+/// the request over (before that read), the buffer stays hyper's only one: a held request costs its own
+/// bytes, and a keep-alive connection reuses one buffer instead of allocating one per request.
+pub fn detach<B>(req: &mut http::Request<B>) {
+    if let Ok(uri) = http::Uri::try_from(req.uri().to_string()) {
+        *req.uri_mut() = uri;
+    }
+    for v in req.headers_mut().values_mut() {
+        if let Ok(mut copy) = HeaderValue::from_bytes(v.as_bytes()) {
+            copy.set_sensitive(v.is_sensitive());
+            *v = copy;
+        }
+    }
+}
+
+/// Headers that only describe the connection they came on (parsed once: removing by `&str` would
+/// parse the name on every message).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
 ];
 
 /// Whether the message asks to switch protocols (`Connection: upgrade` with an `Upgrade` header).
@@ -38,7 +58,11 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
 /// Removes hop-by-hop headers. With `upgrade`, `Connection: upgrade` and `Upgrade` stay (the next hop
 /// must see the switch). `TE: trailers` stays: gRPC requires it end to end.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<String> = connection_tokens(headers).collect();
+    let named: Vec<String> = if headers.contains_key(header::CONNECTION) {
+        connection_tokens(headers).collect()
+    } else {
+        Vec::new()
+    };
     let te_trailers = headers.get_all(header::TE).iter().any(|v| {
         v.to_str()
             .is_ok_and(|v| v.to_ascii_lowercase().contains("trailers"))
@@ -51,7 +75,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             headers.remove(name);
         }
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     if upgrade {
@@ -148,5 +172,30 @@ mod tests {
         let mut h = map(&[("x-forwarded-for", "203.0.113.9")]);
         append_forwarded_for(&mut h, ip);
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.7");
+    }
+
+    #[test]
+    fn detach_keeps_uri_and_every_value() {
+        let head = bytes::Bytes::from_static(b"/v1/chat?x=1 a b secret");
+        let mut req = http::Request::new(());
+        *req.uri_mut() = http::Uri::from_maybe_shared(head.slice(0..12)).unwrap();
+        let h = req.headers_mut();
+        h.append(
+            "x-a",
+            HeaderValue::from_maybe_shared(head.slice(13..14)).unwrap(),
+        );
+        h.append(
+            "x-a",
+            HeaderValue::from_maybe_shared(head.slice(15..16)).unwrap(),
+        );
+        let mut secret = HeaderValue::from_maybe_shared(head.slice(17..23)).unwrap();
+        secret.set_sensitive(true);
+        h.insert(header::AUTHORIZATION, secret);
+        detach(&mut req);
+        assert_eq!(req.uri(), "/v1/chat?x=1");
+        let a: Vec<_> = req.headers().get_all("x-a").iter().collect();
+        assert_eq!(a, ["a", "b"]);
+        assert_eq!(req.headers()[header::AUTHORIZATION], "secret");
+        assert!(req.headers()[header::AUTHORIZATION].is_sensitive());
     }
 }

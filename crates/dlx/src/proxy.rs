@@ -6,7 +6,9 @@
 //! reached). Everything else is the pod's answer, relayed as it arrives.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -177,79 +179,83 @@ impl Proxy {
         self.global.held()
     }
 
-    /// Handles one request.
-    pub async fn handle(
+    /// Handles one request. What needs no waiting is done here; the returned future owns only what the
+    /// rest needs, each value once (a held request is, besides its connection, this future).
+    pub fn handle(
         self: Arc<Self>,
         mut req: Request<Incoming>,
         conn: Conn,
-    ) -> Response<ProxyBody> {
+    ) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>> {
         let arrived = Instant::now();
-        let (handed, port) = match self.resolve(&req, conn.local.port()) {
-            Ok(found) => found,
-            Err(why) => {
-                return self.answer(
-                    None,
-                    StatusCode::NOT_FOUND,
-                    format!("dlx: no target for this request: {why}"),
-                );
-            }
-        };
-        let target = self.target(&handed);
+        let resolved = self.resolve(&req, conn.local.port());
         let upgrade = req.version() != Version::HTTP_2 && headers::is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let mut body = Prefetch::new(body, self.cfg.hold_body_bytes);
-        let deadline = arrived + self.global.limits().wake_timeout;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let permit = match self
-                .place(&handed, &target, &mut body, arrived, deadline)
-                .await
-            {
-                Ok(p) => p,
-                Err(resp) => return resp,
-            };
-            let Some(pod_port) = permit.port(&port.name) else {
-                let msg = format!(
-                    "dlx: pod {} of {} lists no port named {:?} in the EndpointSlices of Service {}/{}",
-                    permit.ip, handed.key, port.name, handed.key.namespace, handed.workload
-                );
-                return self.answer(Some(&handed.key), StatusCode::BAD_GATEWAY, msg);
-            };
-            let addr = SocketAddr::new(permit.ip, pod_port);
-            let last = attempt >= self.cfg.attempts;
-            let to = To {
-                addr,
-                client: conn.peer.ip(),
-                upgrade,
-                last,
-                released_by: permit.released_by,
-            };
-            // Boxed: a held request's future stays small (it is all a held request costs, besides its
-            // connection); the sending state exists only while sending.
-            let sent = if parts.version == Version::HTTP_2 {
-                Box::pin(self.send_h2(&parts, &mut body, to)).await
-            } else {
-                Box::pin(self.send_h1(&parts, &mut body, to)).await
-            };
-            match sent {
-                Sent::Ok(resp, pooled) => {
-                    return self.relay(&handed.key, resp, permit, pooled, client_upgrade);
+        Box::pin(async move {
+            let (handed, port) = match resolved {
+                Ok(found) => found,
+                Err(why) => {
+                    return self.answer(
+                        None,
+                        StatusCode::NOT_FOUND,
+                        format!("dlx: no target for this request: {why}"),
+                    );
                 }
-                Sent::Retry(why) => {
-                    self.metrics.backend_errors.inc();
-                    tracing::debug!(target = %handed.key, pod = %addr, error = %why, "trying another pod");
-                    target.avoid(permit.ip, Duration::from_secs(2));
-                    drop(permit);
-                }
-                Sent::Failed(why) => {
-                    self.metrics.backend_errors.inc();
-                    let msg = format!("dlx: pod {addr} of {} failed: {why}", handed.key);
+            };
+            let target = self.target(&handed);
+            let deadline = arrived + self.global.limits().wake_timeout;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let permit = match self
+                    .place(&handed, &target, &mut body, arrived, deadline)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(resp) => return resp,
+                };
+                let Some(pod_port) = permit.port(&port.name) else {
+                    let msg = format!(
+                        "dlx: pod {} of {} lists no port named {:?} in the EndpointSlices of Service {}/{}",
+                        permit.ip, handed.key, port.name, handed.key.namespace, handed.workload
+                    );
                     return self.answer(Some(&handed.key), StatusCode::BAD_GATEWAY, msg);
+                };
+                let addr = SocketAddr::new(permit.ip, pod_port);
+                let last = attempt >= self.cfg.attempts;
+                let to = To {
+                    addr,
+                    client: conn.peer.ip(),
+                    upgrade,
+                    last,
+                    released_by: permit.released_by,
+                };
+                // Boxed: a held request's future stays small (it is all a held request costs, besides
+                // its connection); the sending state exists only while sending.
+                let sent = if parts.version == Version::HTTP_2 {
+                    Box::pin(self.send_h2(&parts, &mut body, to)).await
+                } else {
+                    Box::pin(self.send_h1(&parts, &mut body, to)).await
+                };
+                match sent {
+                    Sent::Ok(resp, pooled) => {
+                        return self.relay(&handed.key, resp, permit, pooled, client_upgrade);
+                    }
+                    Sent::Retry(why) => {
+                        self.metrics.backend_errors.inc();
+                        tracing::debug!(target = %handed.key, pod = %addr, error = %why, "trying another pod");
+                        target.avoid(permit.ip, Duration::from_secs(2));
+                        drop(permit);
+                    }
+                    Sent::Failed(why) => {
+                        self.metrics.backend_errors.inc();
+                        let msg = format!("dlx: pod {addr} of {} failed: {why}", handed.key);
+                        return self.answer(Some(&handed.key), StatusCode::BAD_GATEWAY, msg);
+                    }
                 }
             }
-        }
+        })
     }
 
     /// Which handed-over Service and port the request is for: the target header, then Host (or the
