@@ -1,6 +1,8 @@
 //! The DLX's metrics (prefix `dlx_`): held requests per target, wake-ups and their latency, request
 //! outcomes by status code, and the two delays the cold path is judged by.
 
+use std::sync::{Arc, Mutex};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
@@ -160,10 +162,19 @@ impl Metrics {
             held: self.held.get_or_create_owned(&l),
             inflight: self.inflight.get_or_create_owned(&l),
             wake_seconds: Some(self.wake_seconds.get_or_create_owned(&l)),
+            outcomes: self.outcomes(key),
         }
     }
 
     /// Counts a finished request.
+    /// `dlx_requests` of the target `key`, for [`Outcomes::inc`].
+    pub fn outcomes(&self, key: &Key) -> Outcomes {
+        Outcomes {
+            family: Some((self.requests.clone(), TargetLabels::from(key))),
+            seen: Arc::default(),
+        }
+    }
+
     pub fn outcome(&self, key: Option<&Key>, code: u16) {
         let (namespace, service) = key
             .map(|k| (k.namespace.clone(), k.service.clone()))
@@ -175,5 +186,35 @@ impl Metrics {
                 code,
             })
             .inc();
+    }
+}
+
+/// `dlx_requests` of one target, each status code's counter looked up once: the relay of every
+/// proxied response counts here, and the family's lookup (label strings cloned and hashed) is most
+/// of what counting costs.
+#[derive(Clone, Debug, Default)]
+pub struct Outcomes {
+    family: Option<(Family<OutcomeLabels, Counter>, TargetLabels)>,
+    seen: Arc<Mutex<Vec<(u16, Counter)>>>,
+}
+
+impl Outcomes {
+    /// Counts one answer with status `code`.
+    pub fn inc(&self, code: u16) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, c)) = seen.iter().find(|(k, _)| *k == code) {
+            c.inc();
+            return;
+        }
+        let Some((family, l)) = &self.family else {
+            return;
+        };
+        let c = family.get_or_create_owned(&OutcomeLabels {
+            namespace: l.namespace.clone(),
+            service: l.service.clone(),
+            code,
+        });
+        c.inc();
+        seen.push((code, c));
     }
 }

@@ -240,7 +240,7 @@ impl Proxy {
                 };
                 match sent {
                     Sent::Ok(resp, pooled) => {
-                        return self.relay(&handed.key, resp, permit, pooled, client_upgrade);
+                        return self.relay(&target, resp, permit, pooled, client_upgrade);
                     }
                     Sent::Retry(why) => {
                         self.metrics.backend_errors.inc();
@@ -498,13 +498,14 @@ impl Proxy {
 
     fn relay(
         &self,
-        key: &Key,
+        target: &Target,
         resp: Response<Incoming>,
         permit: Permit,
         pooled: Option<(SocketAddr, hyper::client::conn::http1::SendRequest<Held>)>,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Response<ProxyBody> {
-        self.metrics.outcome(Some(key), resp.status().as_u16());
+        let key = &target.key;
+        target.answered(resp.status().as_u16());
         let mut resp = resp;
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS
             && let Some(client) = client_upgrade

@@ -100,6 +100,8 @@ pub struct Gauges {
     pub inflight: Gauge,
     /// Seconds from a wake-up request to the first ready pod.
     pub wake_seconds: Option<Histogram>,
+    /// Answers by status code.
+    pub outcomes: crate::metrics::Outcomes,
 }
 
 /// Why a request was not admitted.
@@ -181,6 +183,11 @@ impl Target {
             gauges,
             state: Mutex::default(),
         })
+    }
+
+    /// Counts an answer of a pod with status `code` (`dlx_requests`).
+    pub fn answered(&self, code: u16) {
+        self.gauges.outcomes.inc(code);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
