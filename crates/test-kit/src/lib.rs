@@ -6,9 +6,12 @@
 //! - [`ServiceClient`]: reaches a Service the way kube-proxy would, by picking a ready endpoint from its
 //!   EndpointSlices; it only ever dials addresses inside the pod network.
 //! - [`Kubectl`]: runs the real `kubectl` and keeps stdout, stderr and the exit status.
+//! - [`MetricsAdapter`]: the three Kubernetes metrics APIs served through the aggregation layer, with values
+//!   a test sets.
 //! - [`Process`]: a component binary (from `PDO_BIN_DIR`) run as a local process, logs kept, stopped on drop.
 
 mod kubectl;
+mod metrics_adapter;
 mod namespace;
 mod process;
 mod service;
@@ -17,6 +20,7 @@ mod wait;
 use std::path::PathBuf;
 
 pub use kubectl::{ClusterRbacGuard, Kubectl, KubectlOutput};
+pub use metrics_adapter::{Answer, MetricsAdapter, Seen};
 pub use namespace::TestNamespace;
 pub use process::{Process, bin_path};
 pub use service::{ServiceClient, in_pod_network};

@@ -268,7 +268,9 @@ impl Cluster {
                 "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
                 format!("--proxy-client-cert-file={}", d("front-proxy-client.crt")),
                 format!("--proxy-client-key-file={}", d("front-proxy-client.key")),
-                "--enable-aggregator-routing=false".into(),
+                // Aggregated APIs (metrics adapters, e2e's test adapter) are proxied to an endpoint of their
+                // Service (its EndpointSlice), not its ClusterIP: ClusterIPs are blackholed here, no kube-proxy.
+                "--enable-aggregator-routing=true".into(),
                 "--profiling=true".into(),
                 "--v=0".into(),
             ]),

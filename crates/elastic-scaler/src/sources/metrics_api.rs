@@ -25,25 +25,50 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// GETs `path` under the read deadline. Without it an adapter answering 503 stalled the whole decision
+/// (and shutdown) for minutes: kube's client retries 429/503/504 up to 15 times with a doubling backoff.
 async fn get(sources: &Sources, path: String) -> Result<Value, String> {
     let req = http::Request::get(&path)
         .body(Vec::new())
         .map_err(|e| e.to_string())?;
-    sources
-        .client
-        .request::<Value>(req)
-        .await
-        .map_err(|e| format!("GET {path}: {e}"))
+    match tokio::time::timeout(sources.timeout, sources.client.request::<Value>(req)).await {
+        Ok(r) => r.map_err(|e| format!("GET {path}: {e}")),
+        Err(_) => Err(format!(
+            "GET {path}: no answer within {:?} (the API server's 429, 503 and 504 answers are retried until then)",
+            sources.timeout
+        )),
+    }
 }
 
-fn selector_query(s: &NamedMetricSource) -> Result<String, String> {
+/// `?<param>=<selector>`, or nothing without a selector. The spec's selector narrows the metric's series:
+/// external.metrics.k8s.io takes it as `labelSelector`; custom.metrics.k8s.io as `metricLabelSelector`,
+/// its `labelSelector` selecting the described objects (pods) instead, as the HPA's client sends them.
+fn selector_query(s: &NamedMetricSource, param: &str) -> Result<String, String> {
     match &s.selector {
         None => Ok(String::new()),
         Some(ls) => {
             let sel = Selector::try_from(ls.clone()).map_err(|e| format!("selector: {e}"))?;
-            Ok(format!("?labelSelector={}", encode(&sel.to_string())))
+            Ok(format!("?{param}={}", encode(&sel.to_string())))
         }
     }
+}
+
+fn custom_path(namespace: &str, s: &NamedMetricSource) -> Result<String, String> {
+    let name = s.metrics_name.as_deref().unwrap_or_default();
+    let sel = selector_query(s, "metricLabelSelector")?;
+    Ok(format!(
+        "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/*/{}{sel}",
+        encode(name)
+    ))
+}
+
+fn external_path(namespace: &str, s: &NamedMetricSource) -> Result<String, String> {
+    let name = s.metrics_name.as_deref().unwrap_or_default();
+    let sel = selector_query(s, "labelSelector")?;
+    Ok(format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/{}{sel}",
+        encode(name)
+    ))
 }
 
 fn ready_names(pods: &TargetPods) -> BTreeSet<String> {
@@ -144,18 +169,13 @@ pub async fn custom(
     pods: &TargetPods,
     s: &NamedMetricSource,
 ) -> Reading {
-    let name = s.metrics_name.as_deref().unwrap_or_default();
-    let sel = match selector_query(s) {
-        Ok(q) => q,
+    let path = match custom_path(namespace, s) {
+        Ok(p) => p,
         Err(e) => return Reading::Missing(e),
     };
     if pods.ready.is_empty() {
         return Reading::Missing(format!("no ready pod ({} not ready)", pods.unready));
     }
-    let path = format!(
-        "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/*/{}{sel}",
-        encode(name)
-    );
     let list = match get(sources, path).await {
         Ok(v) => v,
         Err(e) => return Reading::Missing(format!("{e} (is a custom metrics adapter installed?)")),
@@ -176,14 +196,10 @@ pub async fn custom(
 /// `external.metrics.k8s.io`: the sum of the metric's series.
 pub async fn external(sources: &Sources, namespace: &str, s: &NamedMetricSource) -> Reading {
     let name = s.metrics_name.as_deref().unwrap_or_default();
-    let sel = match selector_query(s) {
-        Ok(q) => q,
+    let path = match external_path(namespace, s) {
+        Ok(p) => p,
         Err(e) => return Reading::Missing(e),
     };
-    let path = format!(
-        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/{}{sel}",
-        encode(name)
-    );
     let list = match get(sources, path).await {
         Ok(v) => v,
         Err(e) => {
@@ -238,5 +254,55 @@ mod tests {
             Reading::Missing(_)
         ));
         assert_eq!(encode("a=b,c in (d)"), "a%3Db%2Cc%20in%20%28d%29");
+    }
+
+    #[test]
+    fn the_selector_narrows_the_series_in_each_api() {
+        let s: NamedMetricSource = serde_json::from_value(serde_json::json!({
+            "metricsName": "requests_per_second",
+            "selector": {"matchLabels": {"model": "llama"}},
+            "target": {"type": "AverageValue", "averageValue": "10"},
+        }))
+        .unwrap();
+        // custom.metrics.k8s.io: labelSelector would select the pods; the series are narrowed by
+        // metricLabelSelector.
+        assert_eq!(
+            custom_path("ns", &s).unwrap(),
+            "/apis/custom.metrics.k8s.io/v1beta1/namespaces/ns/pods/*/requests_per_second?metricLabelSelector=model%3Dllama"
+        );
+        assert_eq!(
+            external_path("ns", &s).unwrap(),
+            "/apis/external.metrics.k8s.io/v1beta1/namespaces/ns/requests_per_second?labelSelector=model%3Dllama"
+        );
+        let bare = NamedMetricSource {
+            selector: None,
+            ..s
+        };
+        assert!(!custom_path("ns", &bare).unwrap().contains('?'));
+    }
+
+    #[tokio::test]
+    async fn a_read_gives_up_at_the_deadline() {
+        // An API server (or adapter) that never answers, as one retried for minutes looks to the reader.
+        let service = tower::service_fn(|_req: http::Request<kube::client::Body>| async {
+            std::future::pending::<Result<http::Response<kube::client::Body>, std::io::Error>>()
+                .await
+        });
+        let sources = Sources {
+            client: kube::Client::new(service, "default"),
+            http: reqwest::Client::new(),
+            prometheus_url: None,
+            timeout: std::time::Duration::from_millis(50),
+        };
+        let s: NamedMetricSource = serde_json::from_value(serde_json::json!({
+            "metricsName": "queue", "target": {"type": "Value", "value": "1"},
+        }))
+        .unwrap();
+        let started = std::time::Instant::now();
+        let Reading::Missing(why) = external(&sources, "ns", &s).await else {
+            panic!("a read without an answer must be missing");
+        };
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(why.contains("no answer within 50ms"), "{why}");
     }
 }

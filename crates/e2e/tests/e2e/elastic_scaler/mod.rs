@@ -5,6 +5,7 @@
 
 mod load;
 mod metrics;
+mod metrics_api;
 mod panic;
 mod plugins;
 mod rbac;

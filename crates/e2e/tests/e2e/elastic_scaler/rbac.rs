@@ -1,7 +1,8 @@
 //! Least privilege, proven: the chart's ServiceAccount, ClusterRole and leader-election Role are
 //! installed, and the real elastic-scaler runs impersonating that ServiceAccount, with leader election,
 //! through a decision that lists and scrapes pods, writes status and Events, watches Tidals and scales a
-//! Deployment through `/scale`. A missing rule shows up as `forbidden` in its log.
+//! Deployment through `/scale`. A missing rule shows up as `forbidden` in its log. The metrics APIs' rules
+//! are proven in `metrics_api.rs`, which runs the same way.
 
 use std::time::Duration;
 
@@ -9,9 +10,10 @@ use test_kit::repo_root;
 
 use super::{Rig, controller, inference};
 
-#[tokio::test]
-async fn elastic_scaler_works_with_exactly_the_chart_rbac() {
-    let mut rig = Rig::new("es-rbac").await;
+/// Installs the chart's ServiceAccount, ClusterRole and leader-election Role in the rig's namespace and
+/// restarts its controller impersonating that ServiceAccount, with leader election. Returns the guard that
+/// deletes the cluster-scoped part, and the ServiceAccount's user name.
+pub async fn run_as_chart_service_account(rig: &mut Rig) -> (test_kit::ClusterRbacGuard, String) {
     let release = format!("rbac-{}", &rig.ns.name[rig.ns.name.len() - 6..]);
     let out = std::process::Command::new(&rig.env.helm)
         .args(["template", &release, "--namespace", &rig.ns.name])
@@ -28,7 +30,7 @@ async fn elastic_scaler_works_with_exactly_the_chart_rbac() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _cleanup = test_kit::ClusterRbacGuard {
+    let cleanup = test_kit::ClusterRbacGuard {
         kubectl: rig.env.kubectl.clone(),
         name: format!("{release}-elastic-scaler"),
     };
@@ -60,6 +62,13 @@ async fn elastic_scaler_works_with_exactly_the_chart_rbac() {
             ("POD_NAMESPACE", &rig.ns.name),
         ],
     );
+    (cleanup, sa)
+}
+
+#[tokio::test]
+async fn elastic_scaler_works_with_exactly_the_chart_rbac() {
+    let mut rig = Rig::new("es-rbac").await;
+    let _cleanup = run_as_chart_service_account(&mut rig).await;
     rig.apply(&inference("llm", 1)).await;
     rig.apply(
         r#"
