@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use kube::runtime::events::{Recorder, Reporter};
-use pdo_runtime::controller::{Controller, start_controller};
+use pdo_runtime::controller::{Controller, STOP_GRACE, bounded_after_cancel, start_controller};
 use pdo_runtime::events::EventQueue;
 use pdo_runtime::leader::{LeaderArgs, run_leader_elected};
 use pdo_runtime::{AdminArgs, LogArgs, init_tracing};
@@ -202,16 +202,7 @@ pub async fn main_with(
             _ = caches.ready() => {}
             _ = token.cancelled() => return Ok(()),
         }
-        let controller = run(ctx, token.clone());
-        tokio::pin!(controller);
-        tokio::select! {
-            r = &mut controller => r,
-            // Reconciles in flight get a bounded time to finish; a stuck one must not block shutdown.
-            _ = async { token.cancelled().await; tokio::time::sleep(Duration::from_secs(5)).await } => {
-                tracing::warn!("the controller did not stop within 5 s of shutdown; exiting anyway");
-                Ok(())
-            }
-        }
+        bounded_after_cancel(&token, STOP_GRACE, run(ctx, token.clone())).await
     })
     .await;
     shutdown.cancel();

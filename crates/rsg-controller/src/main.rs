@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use kube::runtime::events::{Recorder, Reporter};
-use pdo_runtime::controller::{Controller, start_controller};
+use pdo_runtime::controller::{Controller, STOP_GRACE, bounded_after_cancel, start_controller};
 use pdo_runtime::leader::{LeaderArgs, run_leader_elected};
 use pdo_runtime::{AdminArgs, LogArgs, init_tracing};
 use rsg_controller::context::{Config, Ctx};
@@ -99,8 +99,11 @@ async fn main() -> anyhow::Result<()> {
         ..
     } = process;
     let result = run_leader_elected(election, shutdown.clone(), |token| async move {
-        run(state, ns, token).await;
-        Ok(())
+        bounded_after_cancel(&token, STOP_GRACE, async {
+            run(state, ns, token.clone()).await;
+            Ok(())
+        })
+        .await
     })
     .await;
     shutdown.cancel();

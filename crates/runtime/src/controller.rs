@@ -69,3 +69,56 @@ pub async fn start_controller<M>(
     };
     Ok((controller, metrics))
 }
+
+/// How long a controller's work gets after shutdown starts before the process exits anyway.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs `work` until it ends, or until `grace` after `token` is cancelled, whichever comes first.
+///
+/// Reconciles in flight get a bounded time to finish; a stuck one — or a kube-runtime `Controller` whose
+/// graceful shutdown does not complete, seen when SIGTERM arrives while its watches are still starting —
+/// must not keep the process from exiting (the Lease is released by the caller afterwards either way).
+pub async fn bounded_after_cancel<F>(
+    token: &CancellationToken,
+    grace: std::time::Duration,
+    work: F,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    tokio::select! {
+        r = work => r,
+        _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "the controller did not stop within the grace period of shutdown; exiting anyway");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn stuck_work_ends_grace_after_cancel_and_finished_work_returns_its_result() {
+        let token = CancellationToken::new();
+        let t = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            t.cancel();
+        });
+        let start = tokio::time::Instant::now();
+        let r = bounded_after_cancel(
+            &token,
+            std::time::Duration::from_secs(5),
+            std::future::pending(),
+        )
+        .await;
+        assert!(r.is_ok());
+        assert_eq!(start.elapsed().as_secs(), 8);
+
+        let token = CancellationToken::new();
+        let r = bounded_after_cancel(&token, STOP_GRACE, async { anyhow::bail!("failed") }).await;
+        assert_eq!(r.unwrap_err().to_string(), "failed");
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use kube::runtime::events::{Recorder, Reporter};
-use pdo_runtime::controller::{Controller, start_controller};
+use pdo_runtime::controller::{Controller, STOP_GRACE, bounded_after_cancel, start_controller};
 use pdo_runtime::events::EventQueue;
 use pdo_runtime::leader::{LeaderArgs, run_leader_elected};
 use pdo_runtime::{AdminArgs, LogArgs, init_tracing};
@@ -99,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
                 );
             },
         );
-        run(ctx, token, jumps).await
+        bounded_after_cancel(&token, STOP_GRACE, run(ctx, token.clone(), jumps)).await
     })
     .await;
     shutdown.cancel();
