@@ -145,6 +145,16 @@ pub async fn main_with(
         start_controller(COMPONENT, &args.admin, &args.leader, Metrics::register).await?;
     let client = process.client.clone();
     check_crd(&client).await?;
+    // Metric reads (target pods, the metrics APIs) without kube's retry of 429/503/504: a read that fails
+    // fails within its deadline with the server's own message, and the period holds (missing data never
+    // scales down); the next period reads again.
+    let sources_client = {
+        let mut cfg = kube::Config::infer()
+            .await
+            .map_err(|e| anyhow::anyhow!("Kubernetes client configuration: {e}"))?;
+        cfg.default_retry = false;
+        kube::Client::try_from(cfg)?
+    };
     let http = reqwest::Client::builder()
         .connect_timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -168,7 +178,7 @@ pub async fn main_with(
     let ctx = Arc::new(Ctx::new(
         client.clone(),
         Sources {
-            client: client.clone(),
+            client: sources_client,
             http,
             prometheus_url: args.prometheus_url.clone(),
             timeout,
