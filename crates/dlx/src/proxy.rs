@@ -187,22 +187,23 @@ impl Proxy {
         conn: Conn,
     ) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>> {
         let arrived = Instant::now();
-        let resolved = self.resolve(&req, conn.local.port());
+        let (handed, port) = match self.resolve(&req, conn.local.port()) {
+            Ok(found) => found,
+            Err(why) => {
+                let resp = self.answer(
+                    None,
+                    StatusCode::NOT_FOUND,
+                    format!("dlx: no target for this request: {why}"),
+                );
+                return Box::pin(std::future::ready(resp));
+            }
+        };
+        let client = conn.peer.ip();
         let upgrade = req.version() != Version::HTTP_2 && headers::is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let mut body = Prefetch::new(body, self.cfg.hold_body_bytes);
         Box::pin(async move {
-            let (handed, port) = match resolved {
-                Ok(found) => found,
-                Err(why) => {
-                    return self.answer(
-                        None,
-                        StatusCode::NOT_FOUND,
-                        format!("dlx: no target for this request: {why}"),
-                    );
-                }
-            };
             let target = self.target(&handed);
             let deadline = arrived + self.global.limits().wake_timeout;
             let mut attempt = 0;
@@ -226,7 +227,7 @@ impl Proxy {
                 let last = attempt >= self.cfg.attempts;
                 let to = To {
                     addr,
-                    client: conn.peer.ip(),
+                    client,
                     upgrade,
                     last,
                     released_by: permit.released_by,

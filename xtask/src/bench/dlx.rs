@@ -9,7 +9,8 @@
 //! The load driver is `dlx-bench bench` (crates/dlx; it needs a Kubernetes client, which xtask does not
 //! carry). This builds `dlx` and `fake-inference` in release mode, brings the cluster up if needed and
 //! returns the driver's JSON. Knobs after the name are passed through, e.g.
-//! `cargo xtask bench dlx --seconds 10 --held 5000`.
+//! `cargo xtask bench dlx --seconds 10 --held 5000`, or `--parts held-h1` for one part (`passthrough`,
+//! `cold`, `held-h2`, `held-h1`; the result file then holds only that part).
 
 use std::process::{Command, Stdio};
 
