@@ -3,6 +3,13 @@
 /// The value of a quantity string, or `None` if it is not one.
 pub fn parse(q: &str) -> Option<f64> {
     let q = q.trim();
+    // `E` is both the exa suffix and the exponent marker: a trailing `E` or `Ei` is the suffix.
+    for (suffix, mult) in [("Ei", 1024f64.powi(6)), ("E", 1e18)] {
+        if let Some(num) = q.strip_suffix(suffix) {
+            let v = num.parse::<f64>().ok()? * mult;
+            return v.is_finite().then_some(v);
+        }
+    }
     let split = q
         .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
         .unwrap_or(q.len());
@@ -24,13 +31,11 @@ pub fn parse(q: &str) -> Option<f64> {
             "G" => 1e9,
             "T" => 1e12,
             "P" => 1e15,
-            "E" => 1e18,
             "Ki" => 1024.0,
             "Mi" => 1024f64.powi(2),
             "Gi" => 1024f64.powi(3),
             "Ti" => 1024f64.powi(4),
             "Pi" => 1024f64.powi(5),
-            "Ei" => 1024f64.powi(6),
             _ => return None,
         },
     };
@@ -51,5 +56,10 @@ mod tests {
         assert_eq!(parse("3k"), Some(3000.0));
         assert_eq!(parse("ten"), None);
         assert_eq!(parse("5Q"), None);
+        assert_eq!(parse("2E"), Some(2e18));
+        assert_eq!(parse("1Ei"), Some(1024f64.powi(6)));
+        assert_eq!(parse("2E3"), Some(2000.0));
+        assert_eq!(parse("1.5e-3"), Some(0.0015));
+        assert_eq!(parse("E"), None);
     }
 }
