@@ -43,30 +43,50 @@ async fn get(sources: &Sources, path: String) -> Result<Value, String> {
 /// `?<param>=<selector>`, or nothing without a selector. The spec's selector narrows the metric's series:
 /// external.metrics.k8s.io takes it as `labelSelector`; custom.metrics.k8s.io as `metricLabelSelector`,
 /// its `labelSelector` selecting the described objects (pods) instead, as the HPA's client sends them.
-fn selector_query(s: &NamedMetricSource, param: &str) -> Result<String, String> {
+/// `param=<the metric's selector>`, or nothing without one.
+fn selector_param(s: &NamedMetricSource, param: &str) -> Result<Option<String>, String> {
     match &s.selector {
-        None => Ok(String::new()),
+        None => Ok(None),
         Some(ls) => {
             let sel = Selector::try_from(ls.clone()).map_err(|e| format!("selector: {e}"))?;
-            Ok(format!("?{param}={}", encode(&sel.to_string())))
+            Ok(Some(format!("{param}={}", encode(&sel.to_string()))))
         }
     }
 }
 
-fn custom_path(namespace: &str, s: &NamedMetricSource) -> Result<String, String> {
+/// `?a&b` of the present parameters, or nothing.
+fn query(params: impl IntoIterator<Item = Option<String>>) -> String {
+    let present: Vec<String> = params.into_iter().flatten().collect();
+    if present.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", present.join("&"))
+    }
+}
+
+/// `labelSelector=<the target's pod selector>`: the adapter answers for the target's pods only.
+fn pods_param(pods: &TargetPods) -> Option<String> {
+    (!pods.selector.is_empty()).then(|| format!("labelSelector={}", encode(&pods.selector)))
+}
+
+fn custom_path(
+    namespace: &str,
+    pods: &TargetPods,
+    s: &NamedMetricSource,
+) -> Result<String, String> {
     let name = s.metrics_name.as_deref().unwrap_or_default();
-    let sel = selector_query(s, "metricLabelSelector")?;
+    let q = query([pods_param(pods), selector_param(s, "metricLabelSelector")?]);
     Ok(format!(
-        "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/*/{}{sel}",
+        "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/*/{}{q}",
         encode(name)
     ))
 }
 
 fn external_path(namespace: &str, s: &NamedMetricSource) -> Result<String, String> {
     let name = s.metrics_name.as_deref().unwrap_or_default();
-    let sel = selector_query(s, "labelSelector")?;
+    let q = query([selector_param(s, "labelSelector")?]);
     Ok(format!(
-        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/{}{sel}",
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/{}{q}",
         encode(name)
     ))
 }
@@ -114,7 +134,10 @@ pub async fn resource(
     pods: &TargetPods,
     s: &ResourceMetricSource,
 ) -> Reading {
-    let path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods");
+    let path = format!(
+        "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods{}",
+        query([pods_param(pods)])
+    );
     let list = match get(sources, path).await {
         Ok(v) => v,
         Err(e) => return Reading::Missing(format!("{e} (is metrics-server installed?)")),
@@ -169,7 +192,7 @@ pub async fn custom(
     pods: &TargetPods,
     s: &NamedMetricSource,
 ) -> Reading {
-    let path = match custom_path(namespace, s) {
+    let path = match custom_path(namespace, pods, s) {
         Ok(p) => p,
         Err(e) => return Reading::Missing(e),
     };
@@ -234,6 +257,7 @@ mod tests {
         let pods = TargetPods {
             ready: vec![pod("a"), pod("b"), pod("c")],
             unready: 1,
+            ..TargetPods::default()
         };
         let values: BTreeMap<String, f64> = [
             ("a".to_string(), 2.0),
@@ -264,11 +288,15 @@ mod tests {
             "target": {"type": "AverageValue", "averageValue": "10"},
         }))
         .unwrap();
-        // custom.metrics.k8s.io: labelSelector would select the pods; the series are narrowed by
+        // custom.metrics.k8s.io: labelSelector selects the target's pods; the series are narrowed by
         // metricLabelSelector.
+        let pods = TargetPods {
+            selector: "app=llm".into(),
+            ..TargetPods::default()
+        };
         assert_eq!(
-            custom_path("ns", &s).unwrap(),
-            "/apis/custom.metrics.k8s.io/v1beta1/namespaces/ns/pods/*/requests_per_second?metricLabelSelector=model%3Dllama"
+            custom_path("ns", &pods, &s).unwrap(),
+            "/apis/custom.metrics.k8s.io/v1beta1/namespaces/ns/pods/*/requests_per_second?labelSelector=app%3Dllm&metricLabelSelector=model%3Dllama"
         );
         assert_eq!(
             external_path("ns", &s).unwrap(),
@@ -278,7 +306,15 @@ mod tests {
             selector: None,
             ..s
         };
-        assert!(!custom_path("ns", &bare).unwrap().contains('?'));
+        assert!(
+            !custom_path("ns", &TargetPods::default(), &bare)
+                .unwrap()
+                .contains('?')
+        );
+        assert_eq!(
+            custom_path("ns", &pods, &bare).unwrap(),
+            "/apis/custom.metrics.k8s.io/v1beta1/namespaces/ns/pods/*/requests_per_second?labelSelector=app%3Dllm"
+        );
     }
 
     #[tokio::test]

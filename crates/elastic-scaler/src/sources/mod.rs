@@ -48,6 +48,8 @@ pub struct TargetPods {
     pub ready: Vec<Pod>,
     /// Pods that exist but are not ready (or have no IP yet).
     pub unready: usize,
+    /// The label selector they were listed with (the target's), as text.
+    pub selector: String,
 }
 
 /// Whether `pod` is Running, Ready, not terminating, and has an IP.
@@ -74,6 +76,7 @@ impl Sources {
         Ok(TargetPods {
             ready,
             unready: unready.len(),
+            selector: selector.to_owned(),
         })
     }
 

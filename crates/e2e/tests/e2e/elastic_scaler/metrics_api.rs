@@ -216,7 +216,8 @@ async fn es_scales_on_external_custom_and_resource_metrics_through_the_aggregato
     wait_metrics(&rig, "res", &[("Resource/cpu", "50", Some(1))]).await;
     eprintln!("scaled down after {:?}", started.elapsed());
 
-    // What the API server forwarded: each API with its selector, as the chart's ServiceAccount.
+    // What the API server forwarded: each API with its selectors (the target's pods as labelSelector where
+    // the API reads pods), as the chart's ServiceAccount.
     let seen = adapter.seen();
     let ns = &rig.ns.name;
     for want in [
@@ -225,9 +226,9 @@ async fn es_scales_on_external_custom_and_resource_metrics_through_the_aggregato
         ),
         format!("/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/tokens_waiting"),
         format!(
-            "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{ns}/pods/*/requests_per_second?metricLabelSelector=model%3Dllama"
+            "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{ns}/pods/*/requests_per_second?labelSelector=app%3Dcus&metricLabelSelector=model%3Dllama"
         ),
-        format!("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods"),
+        format!("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods?labelSelector=app%3Dres"),
     ] {
         assert!(
             seen.iter().any(|s| s.uri == want && s.user == sa),
