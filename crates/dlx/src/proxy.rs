@@ -181,10 +181,13 @@ impl Proxy {
 
     /// Handles one request. What needs no waiting is done here; the returned future owns only what the
     /// rest needs, each value once (a held request is, besides its connection, this future).
+    ///
+    /// `early` is the place of a request held before hyper read it ([`hold_early`](Self::hold_early)).
     pub fn handle(
         self: Arc<Self>,
         mut req: Request<Incoming>,
         conn: Conn,
+        mut early: Option<Placed>,
     ) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>> {
         let arrived = Instant::now();
         let (handed, port) = match self.resolve(&req, conn.local.port()) {
@@ -209,10 +212,14 @@ impl Proxy {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let permit = match self
-                    .place(&handed, &target, &mut body, arrived, deadline)
-                    .await
-                {
+                let placed = match early.take() {
+                    Some(placed) => placed,
+                    None => {
+                        let gone = body_gone(&mut body);
+                        self.place(&handed, &target, gone, arrived, deadline).await
+                    }
+                };
+                let permit = match placed {
                     Ok(p) => p,
                     Err(resp) => return resp,
                 };
@@ -257,6 +264,36 @@ impl Proxy {
                 }
             }
         })
+    }
+
+    /// Holds the first request of an HTTP/1.1 connection before hyper reads it, from its head as
+    /// peeked (`head`, no body): its bytes stay in the kernel's socket buffer meanwhile, so a held
+    /// request costs no hyper buffers. `gone` resolves when the client leaves. The place (or the answer
+    /// that replaces one: 503, 504) goes to [`handle`](Self::handle) once hyper has read the request.
+    pub async fn hold_early(
+        self: &Arc<Self>,
+        head: &Request<()>,
+        local_port: u16,
+        gone: impl Future<Output = String>,
+    ) -> Early {
+        let Ok((handed, _)) = self.resolve(head, local_port) else {
+            return Early::NotHeld;
+        };
+        let target = self.target(&handed);
+        let arrived = Instant::now();
+        let deadline = arrived + self.global.limits().wake_timeout;
+        let mut left = false;
+        let gone = async {
+            let why = gone.await;
+            left = true;
+            why
+        };
+        let placed = self.place(&handed, &target, gone, arrived, deadline).await;
+        if left {
+            Early::Gone
+        } else {
+            Early::Placed(placed)
+        }
     }
 
     /// Which handed-over Service and port the request is for: the target header, then Host (or the
@@ -310,7 +347,7 @@ impl Proxy {
         &self,
         h: &Arc<Handed>,
         target: &Arc<Target>,
-        body: &mut Prefetch,
+        gone: impl Future<Output = String>,
         arrived: Instant,
         deadline: Instant,
     ) -> Result<Permit, Response<ProxyBody>> {
@@ -339,19 +376,12 @@ impl Proxy {
             (self.wake)(h.clone(), target.clone(), arrived);
         }
         let wait = waiter.wait(deadline);
-        tokio::pin!(wait);
-        let result = loop {
-            tokio::select! {
-                biased;
-                r = &mut wait => break r,
-                r = body.step(), if body.active() => {
-                    if let Err(e) = r {
-                        // The client is gone (or its body is broken): nobody reads this answer.
-                        return Err(self.answer(Some(&h.key), StatusCode::BAD_REQUEST,
-                            format!("dlx: reading the request body failed while held: {e}")));
-                    }
-                }
-            }
+        tokio::pin!(wait, gone);
+        let result = tokio::select! {
+            biased;
+            r = &mut wait => r,
+            // The client is gone (or its body is broken): nobody reads this answer.
+            why = &mut gone => return Err(self.answer(Some(&h.key), StatusCode::BAD_REQUEST, why)),
         };
         let held = arrived.elapsed().as_secs_f64();
         self.metrics
@@ -567,6 +597,32 @@ impl Proxy {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         r
+    }
+}
+
+/// A place at a pod, or the answer that replaces it.
+pub type Placed = Result<Permit, Response<ProxyBody>>;
+
+/// The outcome of [`Proxy::hold_early`].
+pub enum Early {
+    /// Not for a handed-over Service: hyper serves it as any request.
+    NotHeld,
+    /// The client left while held.
+    Gone,
+    /// Placed (or answered).
+    Placed(Placed),
+}
+
+/// Resolves when reading ahead in the body of a held request fails: the client is gone (or sent a
+/// broken body). Reading is what makes hyper notice a departing client.
+async fn body_gone(body: &mut Prefetch) -> String {
+    loop {
+        if !body.active() {
+            return std::future::pending().await;
+        }
+        if let Err(e) = body.step().await {
+            return format!("dlx: reading the request body failed while held: {e}");
+        }
     }
 }
 
