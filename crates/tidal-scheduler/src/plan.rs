@@ -69,14 +69,11 @@ pub fn schedules(tidal: &Tidal) -> Result<Vec<CronSchedule>, Vec<FieldError>> {
         .collect()
 }
 
-/// The latest firing over all rules of `pick(schedule)`, later rules winning ties.
-fn latest(
-    schedules: &[CronSchedule],
-    pick: impl Fn(&CronSchedule) -> Option<Timestamp>,
-) -> Option<Firing> {
+/// The latest of the rules' firings (by rule index), later rules winning ties.
+fn latest(firings: impl Iterator<Item = Option<Timestamp>>) -> Option<Firing> {
     let mut best: Option<Firing> = None;
-    for (rule, s) in schedules.iter().enumerate() {
-        if let Some(at) = pick(s)
+    for (rule, at) in firings.enumerate() {
+        if let Some(at) = at
             && best.is_none_or(|b| at >= b.at)
         {
             best = Some(Firing { rule, at });
@@ -87,10 +84,17 @@ fn latest(
 
 /// Computes the [`Plan`] at `now`.
 pub fn plan(schedules: &[CronSchedule], now: Timestamp) -> Plan {
-    let active = latest(schedules, |s| s.last_at_or_before(now));
+    let last: Vec<Option<Timestamp>> = schedules.iter().map(|s| s.last_at_or_before(now)).collect();
+    let active = latest(last.iter().copied());
+    // The firing before the active one: a rule whose last firing is earlier than the active one's keeps
+    // it (nothing of it fired in between); only rules that fired at that very second are searched again.
+    // One search fewer per rule: planning is most of the controller's CPU when 1,000 Tidals fire at once.
     let previous = active.and_then(|a| {
         let before = a.at - SignedDuration::from_secs(1);
-        latest(schedules, |s| s.last_at_or_before(before))
+        latest(schedules.iter().zip(&last).map(|(s, l)| match l {
+            Some(at) if *at >= a.at => s.last_at_or_before(before),
+            other => *other,
+        }))
     });
     let mut next: Option<Firing> = None;
     for (rule, s) in schedules.iter().enumerate() {
@@ -358,5 +362,42 @@ mod tests {
             }
         }
         assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn previous_equals_a_full_search_of_every_rule() {
+        // Rules in zones with and without DST, two of them firing at the same instants (ties), a yearly
+        // one and one every 15 minutes; `now` stepped over two years, across every DST change.
+        let t = tidal(&[
+            ("berlin", "CRON_TZ=Europe/Berlin 0 9 * * *", 1),
+            ("utc-same", "CRON_TZ=UTC 0 8 * * *", 2),
+            ("ny-fold", "CRON_TZ=America/New_York 30 1 * * *", 3),
+            ("sydney", "CRON_TZ=Australia/Sydney 0 2 * * 1-5", 4),
+            ("quarter", "CRON_TZ=UTC */15 * * * *", 5),
+            ("yearly", "CRON_TZ=Asia/Shanghai 0 0 1 6 *", 6),
+        ]);
+        let schedules = schedules(&t).unwrap();
+        let full = |now: Timestamp| {
+            let last = |at: Timestamp| {
+                let mut best: Option<Firing> = None;
+                for (rule, s) in schedules.iter().enumerate() {
+                    if let Some(f) = s.last_at_or_before(at)
+                        && best.is_none_or(|b| f >= b.at)
+                    {
+                        best = Some(Firing { rule, at: f });
+                    }
+                }
+                best
+            };
+            last(now).and_then(|a| last(a.at - SignedDuration::from_secs(1)))
+        };
+        let mut now = ts("2026-01-01T00:00:00Z");
+        let mut checked = 0;
+        while now < ts("2028-01-01T00:00:00Z") {
+            assert_eq!(plan(&schedules, now).previous, full(now), "at {now}");
+            now += SignedDuration::from_secs(7 * 3600 + 13 * 60 + 7);
+            checked += 1;
+        }
+        assert!(checked > 2000);
     }
 }
