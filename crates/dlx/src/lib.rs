@@ -18,7 +18,7 @@
 //!    and `X-Forwarded-*` preserved ([`headers`]); a wake timeout → 504 naming the target.
 //!
 //! Requests that still reach the DLX after the Service is restored take the same path and find the
-//! pods ready. On SIGTERM the DLX fails `/readyz`, keeps serving for `--shutdown-delay`, stops
+//! pods ready. Once a burst of held requests has drained, [`trim`] hands its memory back to the kernel. On SIGTERM the DLX fails `/readyz`, keeps serving for `--shutdown-delay`, stops
 //! accepting, releases what it can within `--drain-timeout` and answers the rest 503 + `Retry-After`.
 
 pub mod args;
@@ -32,6 +32,7 @@ pub mod probe;
 pub mod proxy;
 pub mod server;
 pub mod target;
+pub mod trim;
 pub mod wake;
 pub mod watch;
 
@@ -140,6 +141,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         synced,
         work.clone(),
     ));
+
+    tokio::spawn(trim::run(proxy.clone(), work.clone()));
 
     let listeners = server::bind(&args.proxy_addr).await?;
     for l in &listeners {

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,6 +67,7 @@ pub struct Proxy {
     metrics: Metrics,
     cfg: Config,
     closing: std::sync::atomic::AtomicBool,
+    connections: AtomicUsize,
 }
 
 impl Proxy {
@@ -87,7 +89,19 @@ impl Proxy {
             metrics,
             cfg,
             closing: Default::default(),
+            connections: AtomicUsize::new(0),
         })
+    }
+
+    /// Counts a client connection as open until the guard drops.
+    pub fn opened(self: &Arc<Self>) -> OpenConnection {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.clone())
+    }
+
+    /// Client connections open now.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     fn targets(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Target>>> {
@@ -597,6 +611,15 @@ impl Proxy {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         r
+    }
+}
+
+/// An open client connection, counted by [`Proxy::connections`] until dropped.
+pub struct OpenConnection(Arc<Proxy>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

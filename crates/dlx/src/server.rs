@@ -215,6 +215,7 @@ async fn serve(
     builders: Arc<Builders>,
     mut finish: watch::Receiver<()>,
 ) {
+    let _open = proxy.opened();
     let h2 = tokio::select! {
         _ = finish.changed() => return,
         sniffed = tokio::time::timeout(SNIFF_TIMEOUT, is_h2(&stream)) => match sniffed {

@@ -31,6 +31,7 @@ struct Rig {
     wakes: Arc<AtomicUsize>,
     stop: CancellationToken,
     http: reqwest::Client,
+    metrics: Metrics,
 }
 
 impl Drop for Rig {
@@ -74,7 +75,14 @@ async fn rig(mut limits: Limits, wake_timeout: Duration) -> Rig {
     };
     let metrics = Metrics::register(&mut prometheus_client::registry::Registry::default());
     let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(30));
-    let proxy = Proxy::new(catalog, Global::new(limits), pool, wake, metrics, cfg);
+    let proxy = Proxy::new(
+        catalog,
+        Global::new(limits),
+        pool,
+        wake,
+        metrics.clone(),
+        cfg,
+    );
     let listeners = dlx::server::bind(&["127.0.0.1:0".parse().unwrap()])
         .await
         .unwrap();
@@ -93,6 +101,7 @@ async fn rig(mut limits: Limits, wake_timeout: Duration) -> Rig {
         wakes,
         stop,
         http,
+        metrics,
     }
 }
 
@@ -415,4 +424,89 @@ async fn grpc_over_h2c_through_a_cold_start() {
     let (status, body) = call.await.unwrap();
     assert_eq!(status, "0");
     assert_eq!(&body[..], &[0, 0, 0, 0, 2, 0x08, 1], "SERVING");
+}
+
+/// A bare HTTP/1.1 pod on `ip`: answers every `GET` with `ok` on a kept-alive connection and, with
+/// `close_idle`, closes each connection that long after its answer. Counts the connections it
+/// accepted.
+async fn keep_alive_pod(ip: &str, close_idle: Option<Duration>) -> (SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if s.write_all(answer).await.is_err() {
+                            return;
+                        }
+                        if let Some(after) = close_idle {
+                            tokio::time::sleep(after).await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn pod_connections_are_kept_alive_and_one_the_pod_closed_while_idle_is_replaced() {
+    let rig = rig(limits(8, 10), Duration::from_secs(30)).await;
+    let get = || {
+        rig.http
+            .get(format!("http://{}/x", rig.addr))
+            .header("host", HOST)
+            .send()
+    };
+
+    // Kept alive: five requests in a row reuse one pod connection.
+    let (steady, accepted) = keep_alive_pod("127.0.0.5", None).await;
+    rig.pods(&[steady]);
+    for _ in 0..5 {
+        let resp = get().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().await.unwrap(), "ok");
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one pod connection for five requests"
+    );
+
+    // The pod closes each connection 50 ms after its answer, while the DLX holds it idle (nothing
+    // drives an idle connection): the next request reads the close and goes out on a new one.
+    let (closing, accepted) = keep_alive_pod("127.0.0.6", Some(Duration::from_millis(50))).await;
+    rig.pods(&[closing]);
+    for i in 0..3 {
+        let resp = get().await.unwrap();
+        assert_eq!(resp.status(), 200, "request {i}");
+        assert_eq!(resp.text().await.unwrap(), "ok");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        rig.metrics.backend_errors.get(),
+        0,
+        "no request was sent on a closed connection (and retried)"
+    );
 }
