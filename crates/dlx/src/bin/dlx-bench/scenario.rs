@@ -206,6 +206,34 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) of `pid` and of its children (nginx's worker), in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let mut pids = vec![pid];
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    let ticks: u64 = pids
+        .iter()
+        .map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            // After "pid (comm) ": state is field 3, utime 14, stime 15.
+            let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            n(11) + n(12)
+        })
+        .sum();
+    // USER_HZ is 100 on Linux.
+    ticks as f64 / 100.0
+}
+
 fn percentile(v: &mut [f64], q: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -445,11 +473,16 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         wait_http(n, PATH).await?;
     }
 
-    let mut targets = vec![("direct", backend)];
+    let nginx_pid = procs
+        .0
+        .iter()
+        .find(|(n, _)| n == "nginx")
+        .map(|(_, c)| c.id());
+    let mut targets = vec![("direct", backend, None)];
     if let Some(n) = nginx {
-        targets.push(("nginx", n));
+        targets.push(("nginx", n, nginx_pid));
     }
-    targets.push(("dlx", dlx));
+    targets.push(("dlx", dlx, Some(dlx_pid)));
     let (mut passthrough_r, mut cold, mut held_h2, mut held_h1) =
         (Value::Null, Value::Null, Value::Null, Value::Null);
     for part in &args.parts {
@@ -500,7 +533,18 @@ async fn get_text_host(addr: SocketAddr, host: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn passthrough(args: &Args, host: &str, targets: &[(&str, SocketAddr)]) -> Value {
+/// A target of the passthrough part: name, address, and the proxy's process (none for direct).
+type Target<'a> = (&'a str, SocketAddr, Option<u32>);
+
+/// One load run against `target`, with the proxy's CPU seconds over the run (warm-up included).
+async fn measured(spec: &Spec, target: &Target<'_>) -> (load::Report, Option<f64>) {
+    let before = target.2.map(cpu_seconds);
+    let r = load::run(spec).await;
+    let cpu = target.2.map(cpu_seconds).zip(before).map(|(a, b)| a - b);
+    (r, cpu)
+}
+
+async fn passthrough(args: &Args, host: &str, targets: &[Target<'_>]) -> Value {
     let spec = |addr, connections, rate| Spec {
         addr,
         host: host.to_string(),
@@ -511,15 +555,19 @@ async fn passthrough(args: &Args, host: &str, targets: &[(&str, SocketAddr)]) ->
         duration: Duration::from_secs_f64(args.seconds),
         warmup: Duration::from_secs(1),
     };
+    let run_seconds = args.seconds + 1.0;
     let mut saturation: Vec<(String, Vec<load::Report>)> = targets
         .iter()
-        .map(|(n, _)| (n.to_string(), vec![]))
+        .map(|(n, ..)| (n.to_string(), vec![]))
         .collect();
+    // The proxy's CPU cores in use at saturation, per run.
+    let mut sat_cpu: Vec<Vec<f64>> = vec![vec![]; targets.len()];
     for _ in 0..args.rounds {
-        for (i, (name, addr)) in targets.iter().enumerate() {
-            let r = load::run(&spec(*addr, args.connections, None)).await;
-            eprintln!("saturation {name}: {r:?}");
+        for (i, t) in targets.iter().enumerate() {
+            let (r, cpu) = measured(&spec(t.1, args.connections, None), t).await;
+            eprintln!("saturation {}: {r:?} cpu {cpu:?}", t.0);
             saturation[i].1.push(r);
+            sat_cpu[i].extend(cpu.map(|c| c / run_seconds));
         }
     }
     // The median run: the machine is shared, one disturbed run must not decide.
@@ -536,33 +584,42 @@ async fn passthrough(args: &Args, host: &str, targets: &[(&str, SocketAddr)]) ->
     let rate = (lowest / 4.0 / 100.0).floor().max(1.0) * 100.0;
     let mut fixed: Vec<(String, Vec<load::Report>)> = targets
         .iter()
-        .map(|(n, _)| (n.to_string(), vec![]))
+        .map(|(n, ..)| (n.to_string(), vec![]))
         .collect();
+    // The proxy's CPU microseconds per request at the fixed rate, per run.
+    let mut fix_cpu: Vec<Vec<f64>> = vec![vec![]; targets.len()];
     for _ in 0..args.rounds {
-        for (i, (name, addr)) in targets.iter().enumerate() {
-            let r = load::run(&spec(*addr, 32, Some(rate))).await;
-            eprintln!("fixed {rate}/s {name}: {r:?}");
+        for (i, t) in targets.iter().enumerate() {
+            let (r, cpu) = measured(&spec(t.1, 32, Some(rate)), t).await;
+            eprintln!("fixed {rate}/s {}: {r:?} cpu {cpu:?}", t.0);
             fixed[i].1.push(r);
+            fix_cpu[i].extend(cpu.map(|c| c * 1e6 / (rate * run_seconds)));
         }
     }
-    let summary = |runs: &[(String, Vec<load::Report>)]| -> Value {
-        runs.iter()
-            .map(|(n, rs)| {
-                (
-                    n.clone(),
-                    json!({
+    let summary =
+        |runs: &[(String, Vec<load::Report>)], cpu: &[Vec<f64>], cpu_key: &str| -> Value {
+            runs.iter()
+                .zip(cpu)
+                .map(|((n, rs), cpu)| {
+                    let mut v = json!({
                         "rps": mean(rs, |r| r.rps).round(),
                         "p50_ms": (mean(rs, |r| r.p50_ms) * 1000.0).round() / 1000.0,
                         "p99_ms": (mean(rs, |r| r.p99_ms) * 1000.0).round() / 1000.0,
                         "errors": rs.iter().map(|r| r.errors).sum::<u64>(),
                         "runs": rs,
-                    }),
-                )
-            })
-            .collect::<serde_json::Map<_, _>>()
-            .into()
-    };
-    let (sat, fix) = (summary(&saturation), summary(&fixed));
+                    });
+                    if !cpu.is_empty() {
+                        let mut c = cpu.clone();
+                        v[cpu_key] = json!((percentile(&mut c, 0.5) * 100.0).round() / 100.0);
+                        v[format!("{cpu_key}_runs")] = json!(cpu);
+                    }
+                    (n.clone(), v)
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+    let sat = summary(&saturation, &sat_cpu, "proxy_cpu_cores");
+    let fix = summary(&fixed, &fix_cpu, "proxy_cpu_us_per_request");
     let get = |v: &Value, t: &str, k: &str| v[t][k].as_f64();
     let mut goals = serde_json::Map::new();
     if let (Some(d), Some(n)) = (get(&sat, "dlx", "rps"), get(&sat, "nginx", "rps")) {
@@ -584,8 +641,14 @@ async fn passthrough(args: &Args, host: &str, targets: &[(&str, SocketAddr)]) ->
             json!({"value": added, "goal": "<= 1", "met": added <= 1.0}),
         );
     }
+    // Not a goal: what a request costs each proxy at the same fixed rate (steadier than req/s on a
+    // shared machine, and what req/s at saturation follows from).
+    let cpu_ratio = get(&fix, "dlx", "proxy_cpu_us_per_request")
+        .zip(get(&fix, "nginx", "proxy_cpu_us_per_request"))
+        .map(|(d, n)| (d / n * 100.0).round() / 100.0);
     json!({
         "response_bytes": 1024,
+        "cpu_per_request_dlx_over_nginx": cpu_ratio,
         "saturation": {"connections": args.connections, "seconds": args.seconds, "targets": sat},
         "fixed_rate": {"rps": rate, "connections": 32, "seconds": args.seconds, "targets": fix},
         "goals": goals,
