@@ -1,13 +1,19 @@
 //! Shared helpers: the repository root, running commands with good errors, the cached tool binaries.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
 /// The workspace root (the parent of `xtask/`).
+///
+/// `cargo xtask` (`cargo run`) names the checkout it runs from in `CARGO_MANIFEST_DIR`; the path compiled
+/// in is only the fallback, for the binary run directly. (Two checkouts sharing one `CARGO_TARGET_DIR`
+/// may run an xtask built in the other, which then built and benchmarked the other checkout.)
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
