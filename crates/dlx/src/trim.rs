@@ -3,8 +3,8 @@
 //! jemalloc returns freed pages to the kernel gradually (its dirty-page decay, about 10 s), so a
 //! burst of held requests leaves the process's RSS high for a while after it drained, and a second
 //! burst right behind it starts from there (docs/dlx.md, Measured). A shorter decay for everything
-//! costs throughput under steady load (pages handed back and faulted in again). Instead, once a
-//! second [`Burst`] watches the load — client connections plus held requests — and when a burst of at
+//! costs throughput under steady load (pages handed back and faulted in again). Instead, every
+//! 100 ms [`Burst`] watches the load — client connections plus held requests — and when a burst of at
 //! least [`BURST`] has fallen to a quarter of its peak, [`purge`] has every arena return its unused
 //! dirty pages now. Steady load, however high, never purges.
 
@@ -19,8 +19,8 @@ use crate::proxy::Proxy;
 /// The smallest peak load (connections plus held requests) whose drain is worth a purge.
 pub const BURST: usize = 1024;
 
-/// How often the load is sampled.
-pub const EVERY: Duration = Duration::from_secs(1);
+/// How often the load is sampled: often enough to purge in the gap between two bursts.
+pub const EVERY: Duration = Duration::from_millis(100);
 
 /// Tracks the peak load since the last purge.
 #[derive(Debug, Default)]
