@@ -18,8 +18,9 @@
 //!    and `X-Forwarded-*` preserved ([`headers`]); a wake timeout → 504 naming the target.
 //!
 //! Requests that still reach the DLX after the Service is restored take the same path and find the
-//! pods ready. Once a burst of held requests has drained, [`trim`] hands its memory back to the kernel. On SIGTERM the DLX fails `/readyz`, keeps serving for `--shutdown-delay`, stops
-//! accepting, releases what it can within `--drain-timeout` and answers the rest 503 + `Retry-After`.
+//! pods ready. Once a burst of held requests has drained, [`trim`] hands its memory back to the
+//! kernel. On SIGTERM the DLX fails `/readyz`, keeps serving for `--shutdown-delay`, stops accepting,
+//! releases what it can within `--drain-timeout` and answers the rest 503 + `Retry-After`.
 
 pub mod args;
 pub mod body;
