@@ -493,8 +493,8 @@ async fn pod_connections_are_kept_alive_and_one_the_pod_closed_while_idle_is_rep
         "one pod connection for five requests"
     );
 
-    // The pod closes each connection 50 ms after its answer, while the DLX holds it idle (nothing
-    // drives an idle connection): the next request reads the close and goes out on a new one.
+    // The pod closes each connection 50 ms after its answer, while the DLX holds it idle in its pool:
+    // the next request goes out on a new connection, with no error and no retry.
     let (closing, accepted) = keep_alive_pod("127.0.0.6", Some(Duration::from_millis(50))).await;
     rig.pods(&[closing]);
     for i in 0..3 {
