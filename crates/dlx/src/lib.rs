@@ -15,7 +15,9 @@
 //!    ([`wake`]), once across all DLX replicas;
 //! 4. sends the request straight to the pod address ([`pool`], [`proxy`]): HTTP/1.1 or h2c as the client
 //!    spoke, upgrades (WebSocket) tunnelled, bodies streamed both ways with every chunk flushed, `Host`
-//!    and `X-Forwarded-*` preserved ([`headers`]); a wake timeout → 504 naming the target.
+//!    and `X-Forwarded-*` preserved ([`headers`]); a wake timeout → 504 naming the target. An
+//!    HTTP/1.1 request with a free place at a ready pod goes there as bytes, without hyper ([`fast`],
+//!    [`h1`]); everything else, and every request that must be held, goes through hyper.
 //!
 //! Requests that still reach the DLX after the Service is restored take the same path and find the
 //! pods ready. Once a burst of held requests has drained, [`trim`] hands its memory back to the
@@ -25,10 +27,13 @@
 pub mod args;
 pub mod body;
 pub mod catalog;
+pub mod fast;
+pub mod h1;
 pub mod headers;
 pub mod host;
 pub mod metrics;
 pub mod pool;
+pub mod prefixed;
 pub mod probe;
 pub mod proxy;
 pub mod server;

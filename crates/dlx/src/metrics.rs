@@ -91,6 +91,8 @@ pub struct Metrics {
     pub requests: Family<OutcomeLabels, Counter>,
     /// `dlx_backend_errors_total`.
     pub backend_errors: Counter,
+    /// `dlx_fast_path_requests_total`.
+    pub fast_path: Counter,
 }
 
 impl Metrics {
@@ -106,6 +108,7 @@ impl Metrics {
             hold_seconds: Family::new_with_constructor(Buckets(WAKE_BUCKETS)),
             requests: Family::default(),
             backend_errors: Counter::default(),
+            fast_path: Counter::default(),
         };
         registry.register(
             "held_requests",
@@ -151,6 +154,11 @@ impl Metrics {
             "backend_errors",
             "Connections to pods that failed (the request went to another pod or got 502)",
             m.backend_errors.clone(),
+        );
+        registry.register(
+            "fast_path_requests",
+            "HTTP/1.1 requests relayed without hyper, straight to a pod with a free place (a subset of dlx_requests_total)",
+            m.fast_path.clone(),
         );
         m
     }

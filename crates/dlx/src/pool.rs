@@ -1,5 +1,6 @@
-//! Connections to pods: HTTP/1.1 keep-alive connections pooled per pod address, and one multiplexed
-//! HTTP/2 (h2c, prior knowledge) connection per pod address.
+//! Connections to pods: HTTP/1.1 keep-alive connections pooled per pod address (hyper's, and plain
+//! TCP ones of the [fast path](crate::fast)), and one multiplexed HTTP/2 (h2c, prior knowledge)
+//! connection per pod address.
 //!
 //! The DLX speaks to a pod in the protocol the client spoke to it: HTTP/1.1 (and upgrades) over
 //! HTTP/1.1, HTTP/2 (gRPC) over h2c. It connects before it hands a request over, so a pod that cannot
@@ -56,14 +57,15 @@ pub enum ConnectError {
 
 type H2Slot = Arc<tokio::sync::Mutex<Option<http2::SendRequest<Held>>>>;
 
-/// Idle HTTP/1.1 connections by pod address, with the instant each became idle.
-type Idle = HashMap<SocketAddr, Vec<(http1::SendRequest<Held>, Instant)>>;
+/// Idle connections by pod address, with the instant each became idle.
+type Idle<C> = HashMap<SocketAddr, Vec<(C, Instant)>>;
 
 /// Connections to pods.
 pub struct Pool {
     connect_timeout: Duration,
     idle_timeout: Duration,
-    idle: Mutex<Idle>,
+    idle: Mutex<Idle<http1::SendRequest<Held>>>,
+    raw: Mutex<Idle<TcpStream>>,
     h2: Mutex<HashMap<SocketAddr, H2Slot>>,
 }
 
@@ -75,11 +77,12 @@ impl Pool {
             connect_timeout,
             idle_timeout,
             idle: Mutex::default(),
+            raw: Mutex::default(),
             h2: Mutex::default(),
         })
     }
 
-    async fn tcp(&self, addr: SocketAddr) -> Result<TokioIo<TcpStream>, ConnectError> {
+    async fn tcp(&self, addr: SocketAddr) -> Result<TcpStream, ConnectError> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| ConnectError::Timeout {
@@ -89,7 +92,39 @@ impl Pool {
             .map_err(|source| ConnectError::Io { addr, source })?;
         // Token streams are many small writes: do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
-        Ok(TokioIo::new(stream))
+        Ok(stream)
+    }
+
+    /// A plain TCP connection to `addr` for the fast path at `now`: an idle one that is still open,
+    /// else a new one. The flag says whether it was reused (the pod may close it at the very moment it
+    /// is used).
+    pub async fn raw(
+        &self,
+        addr: SocketAddr,
+        now: Instant,
+    ) -> Result<(TcpStream, bool), ConnectError> {
+        while let Some(stream) = take(&self.raw, addr, self.idle_timeout, now, |_| false) {
+            // Open and quiet: nothing to read (a pod's close would read as 0 bytes). No system call
+            // unless the socket became readable since its last read.
+            let mut byte = [0u8; 1];
+            if matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            {
+                return Ok((stream, true));
+            }
+        }
+        Ok((self.tcp(addr).await?, false))
+    }
+
+    /// A new plain TCP connection to `addr`.
+    pub async fn raw_fresh(&self, addr: SocketAddr) -> Result<TcpStream, ConnectError> {
+        self.tcp(addr).await
+    }
+
+    /// Returns a fast-path connection whose response was read to the end; `since` is when its
+    /// request started (close enough to when it went idle, and one clock read fewer per request).
+    pub fn put_raw(&self, addr: SocketAddr, stream: TcpStream, since: Instant) {
+        let mut idle = self.raw.lock().unwrap_or_else(|e| e.into_inner());
+        idle.entry(addr).or_default().push((stream, since));
     }
 
     /// An HTTP/1.1 connection to `addr` that is ready for a request: an idle one, else a new one.
@@ -105,7 +140,7 @@ impl Pool {
                 return Ok((sender, true));
             }
         }
-        let io = self.tcp(addr).await?;
+        let io = TokioIo::new(self.tcp(addr).await?);
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
             .await
@@ -119,27 +154,9 @@ impl Pool {
     }
 
     fn take_idle(&self, addr: SocketAddr) -> Option<http1::SendRequest<Held>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(&addr)?;
-        let now = Instant::now();
-        let stale = |(s, at): &(http1::SendRequest<Held>, Instant)| {
-            s.is_closed() || now.duration_since(*at) >= self.idle_timeout
-        };
-        // Most recently used first; the least recently used one is dropped once it went stale.
-        if list.first().is_some_and(stale) {
-            list.remove(0);
-        }
-        let mut out = None;
-        while let Some(entry) = list.pop() {
-            if !stale(&entry) {
-                out = Some(entry.0);
-                break;
-            }
-        }
-        if list.is_empty() {
-            idle.remove(&addr);
-        }
-        out
+        take(&self.idle, addr, self.idle_timeout, Instant::now(), |s| {
+            s.is_closed()
+        })
     }
 
     /// Returns an HTTP/1.1 connection whose response was read to the end.
@@ -163,7 +180,7 @@ impl Pool {
         {
             return Ok(s.clone());
         }
-        let io = self.tcp(addr).await?;
+        let io = TokioIo::new(self.tcp(addr).await?);
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(io)
@@ -177,4 +194,32 @@ impl Pool {
         *slot = Some(sender.clone());
         Ok(sender)
     }
+}
+
+/// The most recently used idle connection to `addr` that is not stale at `now` (idle for `timeout`,
+/// or `closed`); the least recently used one is dropped once it went stale.
+fn take<C>(
+    pool: &Mutex<Idle<C>>,
+    addr: SocketAddr,
+    timeout: Duration,
+    now: Instant,
+    closed: impl Fn(&C) -> bool,
+) -> Option<C> {
+    let mut idle = pool.lock().unwrap_or_else(|e| e.into_inner());
+    let list = idle.get_mut(&addr)?;
+    let stale = |(c, at): &(C, Instant)| closed(c) || now.duration_since(*at) >= timeout;
+    if list.first().is_some_and(stale) {
+        list.remove(0);
+    }
+    let mut out = None;
+    while let Some(entry) = list.pop() {
+        if !stale(&entry) {
+            out = Some(entry.0);
+            break;
+        }
+    }
+    if list.is_empty() {
+        idle.remove(&addr);
+    }
+    out
 }

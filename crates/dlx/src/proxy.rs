@@ -22,12 +22,12 @@ use tokio::time::Instant;
 
 use crate::body::{Held, Prefetch, Relayed};
 use crate::catalog::{Catalog, Handed, Miss, SvcPort};
-use crate::headers;
 use crate::host;
 use crate::metrics::{Metrics, TargetLabels};
 use crate::pool::{Pool, ProxyBody};
 use crate::probe;
 use crate::target::{Admission, Full as QueueFull, Global, Key, Permit, Target, WaitError};
+use crate::{h1, headers};
 
 /// Asks for a wake-up of a target (the [`Waker`](crate::wake::Waker) in the binary, a stub in tests).
 pub type WakeFn = Arc<dyn Fn(Arc<Handed>, Arc<Target>, Instant) + Send + Sync>;
@@ -280,19 +280,16 @@ impl Proxy {
         })
     }
 
-    /// Holds the first request of an HTTP/1.1 connection before hyper reads it, from its head as
-    /// peeked (`head`, no body): its bytes stay in the kernel's socket buffer meanwhile, so a held
-    /// request costs no hyper buffers. `gone` resolves when the client leaves. The place (or the answer
-    /// that replaces one: 503, 504) goes to [`handle`](Self::handle) once hyper has read the request.
+    /// Holds the first request of an HTTP/1.1 connection for handed-over Service `handed` before
+    /// hyper reads it: its bytes stay in the kernel's socket buffer meanwhile, so a held request costs
+    /// no hyper buffers (nor its parsed head: only the Service is kept). `gone` resolves when the
+    /// client leaves. The place (or the answer that replaces one: 503, 504) goes to
+    /// [`handle`](Self::handle) once hyper has read the request.
     pub async fn hold_early(
         self: &Arc<Self>,
-        head: &Request<()>,
-        local_port: u16,
+        handed: Arc<Handed>,
         gone: impl Future<Output = String>,
     ) -> Early {
-        let Ok((handed, _)) = self.resolve(head, local_port) else {
-            return Early::NotHeld;
-        };
         let target = self.target(&handed);
         let arrived = Instant::now();
         let deadline = arrived + self.global.limits().wake_timeout;
@@ -318,24 +315,33 @@ impl Proxy {
         local_port: u16,
     ) -> Result<(Arc<Handed>, SvcPort), String> {
         let h = req.headers();
-        let value = |name: &HeaderName| {
-            h.get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
+        let value = |name: &HeaderName| h.get(name).and_then(|v| v.to_str().ok());
+        let authority = req.uri().authority().map(|a| a.as_str());
+        let names = h1::Names {
+            target: self.cfg.target_header.as_ref().and_then(value),
+            host: value(&header::HOST).or(authority),
+            forwarded_host: value(&HeaderName::from_static("x-forwarded-host"))
+                .map(h1::first_forwarded),
         };
-        let host = value(&header::HOST).or_else(|| req.uri().authority().map(|a| a.to_string()));
-        let forwarded = value(&HeaderName::from_static("x-forwarded-host"))
-            .map(|v| v.split(',').next().unwrap_or_default().trim().to_string());
-        let mut candidates = Vec::new();
-        if let Some(name) = &self.cfg.target_header {
-            candidates.push((name.as_str().to_string(), value(name)));
-        }
-        candidates.push(("Host".into(), host));
-        candidates.push(("X-Forwarded-Host".into(), forwarded));
+        self.resolve_named(&names, local_port)
+    }
+
+    /// [`resolve`](Self::resolve) from the values the request gave.
+    pub(crate) fn resolve_named(
+        &self,
+        named: &h1::Names<'_>,
+        local_port: u16,
+    ) -> Result<(Arc<Handed>, SvcPort), String> {
+        let target_name = self.cfg.target_header.as_ref().map(HeaderName::as_str);
+        let candidates = [
+            (target_name.unwrap_or_default(), named.target),
+            ("Host", named.host),
+            ("X-Forwarded-Host", named.forwarded_host),
+        ];
         let mut tried = Vec::new();
         for (what, v) in candidates {
             let Some(v) = v else { continue };
-            let Some(name) = host::parse(&v) else {
+            let Some(name) = host::parse(v) else {
                 tried.push(format!("{what} {v:?} names no Service"));
                 continue;
             };
@@ -354,6 +360,46 @@ impl Proxy {
             tried.push("the request has no Host".into());
         }
         Err(tried.join("; "))
+    }
+
+    /// The target of a request for the fast path and the Service port it is for; `None` (no target,
+    /// or the DLX is shutting down) sends the request the general way, which answers it.
+    pub(crate) fn fast_target(
+        &self,
+        named: &h1::Names<'_>,
+        local_port: u16,
+    ) -> Option<(Arc<Target>, SvcPort)> {
+        if self.closing.load(Ordering::Acquire) {
+            return None;
+        }
+        let (handed, port) = self.resolve_named(named, local_port).ok()?;
+        Some((self.target(&handed), port))
+    }
+
+    /// The connections to pods.
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The proxy's settings.
+    pub(crate) fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Counts a pod that failed a request (`dlx_backend_errors`).
+    pub(crate) fn backend_error(&self) {
+        self.metrics.backend_errors.inc();
+    }
+
+    /// Counts a request relayed on the fast path (`dlx_fast_path_requests`).
+    pub(crate) fn fast_relayed(&self) {
+        self.metrics.fast_path.inc();
+    }
+
+    /// Counts an answer of the DLX itself and logs it.
+    pub(crate) fn answered_itself(&self, key: &Key, status: StatusCode, text: &str) {
+        self.metrics.outcome(Some(key), status.as_u16());
+        tracing::info!(target = %key, status = status.as_u16(), "{text}");
     }
 
     /// A place at a pod, holding the request while there is none.
@@ -628,8 +674,6 @@ pub type Placed = Result<Permit, Response<ProxyBody>>;
 
 /// The outcome of [`Proxy::hold_early`].
 pub enum Early {
-    /// Not for a handed-over Service: hyper serves it as any request.
-    NotHeld,
     /// The client left while held.
     Gone,
     /// Placed (or answered).

@@ -8,18 +8,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Request;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::Interest;
+use tokio::io::{AsyncRead, AsyncWrite, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::headers;
+use crate::catalog::Handed;
+use crate::prefixed::Prefixed;
 use crate::proxy::{Conn, Early, Placed, Proxy};
+use crate::{fast, h1, headers};
 
 /// Binds every address (port 0 picks a free port); the error names the flag.
 pub async fn bind(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
@@ -124,16 +125,20 @@ impl Builders {
 const EARLY_HEAD_BYTES: usize = 4096;
 
 /// Holds the connection's first request before hyper reads it, when it is for a handed-over Service
-/// and its head arrived whole (else it is left to hyper as is). While held, the request is only bytes
-/// in the kernel's socket buffer plus this task: no hyper connection, no read or write buffer — most
-/// of what a held HTTP/1.1 request would cost otherwise (see docs/dlx.md, Measured). A client that
-/// leaves is noticed from the socket's read hang-up. `None`: the client left.
+/// and its head arrived whole in the peeked `bytes` (else it is left to hyper as is). While held, the
+/// request is only bytes in the kernel's socket buffer plus this task: no hyper connection, no read or
+/// write buffer — most of what a held HTTP/1.1 request would cost otherwise (see docs/dlx.md,
+/// Measured). A client that leaves is noticed from the socket's read hang-up. `None`: the client left.
 async fn hold_early(
     stream: TcpStream,
+    bytes: Vec<u8>,
     conn: Conn,
     proxy: &Arc<Proxy>,
 ) -> Option<(TcpStream, Option<Placed>)> {
-    let Some(head) = peek_head(&stream).await else {
+    // Resolved here, and only the Service kept: what lives across the wait is this task's size.
+    let handed = early_target(&bytes, proxy, conn.local.port());
+    drop(bytes);
+    let Some(handed) = handed else {
         return Some((stream, None));
     };
     let mut watched = false;
@@ -141,10 +146,7 @@ async fn hold_early(
         watched = true;
         client_gone(&stream).await
     };
-    let early = proxy.hold_early(&head, conn.local.port(), gone).await;
-    drop(head);
-    match early {
-        Early::NotHeld => Some((stream, None)),
+    match proxy.hold_early(handed, gone).await {
         Early::Gone => None,
         Early::Placed(placed) if watched => {
             // Watching for the hang-up consumed the socket's readiness while its bytes stay unread;
@@ -157,29 +159,25 @@ async fn hold_early(
     }
 }
 
-/// The request head at the start of the connection, parsed from a peek; `None` when it is not there
-/// whole yet (or not HTTP/1.x).
-async fn peek_head(stream: &TcpStream) -> Option<Request<()>> {
-    let mut buf = vec![0u8; EARLY_HEAD_BYTES];
-    let n = stream.peek(&mut buf).await.ok()?;
-    parse_head(&buf[..n])
-}
-
-fn parse_head(bytes: &[u8]) -> Option<Request<()>> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut parsed = httparse::Request::new(&mut headers);
-    if !parsed.parse(bytes).ok()?.is_complete() {
+/// The handed-over Service the request whose head starts `bytes` is for; `None` when the head is not
+/// there whole (or not HTTP/1.x) or names no such Service (hyper then answers it, 404 included).
+fn early_target(bytes: &[u8], proxy: &Proxy, local_port: u16) -> Option<Arc<Handed>> {
+    let mut headers = [httparse::EMPTY_HEADER; h1::MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    if !req.parse(bytes).ok()?.is_complete() {
         return None;
     }
-    let mut req = Request::new(());
-    *req.method_mut() = http::Method::from_bytes(parsed.method?.as_bytes()).ok()?;
-    *req.uri_mut() = parsed.path?.parse().ok()?;
-    for h in parsed.headers.iter() {
-        let name = http::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        let value = http::HeaderValue::from_bytes(h.value).ok()?;
-        req.headers_mut().append(name, value);
-    }
-    Some(req)
+    let names = fast::names(&req, proxy);
+    proxy.resolve_named(&names, local_port).ok().map(|(h, _)| h)
+}
+
+/// The bytes at the start of the connection, peeked (up to [`EARLY_HEAD_BYTES`]); `None` when the
+/// client closed or failed.
+async fn peek_head(stream: &TcpStream) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; EARLY_HEAD_BYTES];
+    let n = stream.peek(&mut buf).await.ok()?;
+    buf.truncate(n);
+    Some(buf)
 }
 
 /// Resolves when the client has closed its side of the connection (or the socket failed), without
@@ -208,6 +206,10 @@ async fn client_gone(stream: &TcpStream) -> String {
 /// the socket itself from the start. (A read-then-replay wrapper such as hyper-util's `auto` server
 /// hands hyper a few bytes first, which makes hyper grow its HTTP/1.1 read buffer from 8 to 16 KiB on
 /// the very next read — per connection, and most of what a held request costs.)
+///
+/// An HTTP/1.1 connection whose first request can go to a pod at once starts on the [fast
+/// path](fast), and moves to hyper for good when a request needs it; one whose first request must be
+/// held is held before hyper reads it ([`hold_early`]).
 async fn serve(
     stream: TcpStream,
     conn: Conn,
@@ -224,14 +226,47 @@ async fn serve(
             Ok(Ok(None) | Err(_)) | Err(_) => return,
         },
     };
-    let (stream, early) = if h2 {
-        (stream, None)
-    } else {
-        match hold_early(stream, conn, &proxy).await {
-            Some(held) => held,
-            None => return,
-        }
+    // Every hyper connection is boxed: this task's size is that of its largest state, and a held
+    // request's task waits in `hold_early`, before any of them exists.
+    if h2 {
+        let io = TokioIo::new(stream);
+        return Box::pin(serve_hyper(io, true, None, conn, proxy, &builders, finish)).await;
+    }
+    let Some(bytes) = peek_head(&stream).await else {
+        return;
     };
+    if fast::takes(&bytes, &proxy, conn.local.port()) {
+        drop(bytes);
+        let fast = Box::pin(fast::serve(stream, conn, &proxy, &mut finish)).await;
+        if let fast::End::Hyper(stream, read) = fast {
+            let io = TokioIo::new(Prefixed::new(stream, read));
+            Box::pin(serve_hyper(io, false, None, conn, proxy, &builders, finish)).await;
+        }
+        return;
+    }
+    let Some((stream, early)) = hold_early(stream, bytes, conn, &proxy).await else {
+        return;
+    };
+    let io = TokioIo::new(stream);
+    Box::pin(serve_hyper(
+        io, false, early, conn, proxy, &builders, finish,
+    ))
+    .await;
+}
+
+/// Serves the rest of a connection with hyper: HTTP/2 (`h2`) or HTTP/1.1, the first request with the
+/// place it got while held (`early`).
+async fn serve_hyper<I>(
+    io: TokioIo<I>,
+    h2: bool,
+    early: Option<Placed>,
+    conn: Conn,
+    proxy: Arc<Proxy>,
+    builders: &Builders,
+    finish: watch::Receiver<()>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     // Whether the DLX is already winding down: a request held early must still be read and answered.
     let draining = finish.has_changed().unwrap_or(true);
     let early = std::sync::Mutex::new(early);
@@ -242,10 +277,9 @@ async fn serve(
         let handled = proxy.clone().handle(req, conn, early);
         async move { Ok::<_, Infallible>(handled.await) }
     });
-    let io = TokioIo::new(stream);
     let ended = if h2 {
-        // Boxed: HTTP/2's connection state is several times HTTP/1.1's, and this task's size is the
-        // larger of the two — paid by every HTTP/1.1 connection (one per held request) otherwise.
+        // Boxed: HTTP/2's connection state is several times HTTP/1.1's, and this future's size is
+        // the larger of the two.
         let c = Box::pin(builders.h2.serve_connection(io, service));
         until_done(c, finish, |c| c.as_mut().graceful_shutdown()).await
     } else if draining {
@@ -305,15 +339,40 @@ where
 mod tests {
     use super::*;
 
-    #[test]
-    fn parse_head_needs_a_whole_head() {
-        let head = b"GET /v1/models?x=1 HTTP/1.1\r\nHost: llm.ns\r\nX-A: 1\r\nX-A: 2\r\n\r\nbody";
-        let req = parse_head(head).expect("a whole head");
-        assert_eq!(req.method(), http::Method::GET);
-        assert_eq!(req.uri(), "/v1/models?x=1");
-        assert_eq!(req.headers()["host"], "llm.ns");
-        assert_eq!(req.headers().get_all("x-a").iter().count(), 2);
-        assert!(parse_head(b"GET / HTTP/1.1\r\nHost: llm").is_none());
-        assert!(parse_head(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").is_none());
+    /// Every connection's task is a `serve` future, and a held HTTP/1.1 request costs little more than
+    /// its task: the future must stay small however many paths it grows (the fast path and a hyper
+    /// connection after it are boxed for this).
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let metrics = crate::metrics::Metrics::register(&mut Default::default());
+        let limits = crate::target::Limits {
+            pod_concurrency: 1,
+            max_held_per_target: 1,
+            max_held: 1,
+            wake_timeout: Duration::from_secs(1),
+        };
+        let proxy = Proxy::new(
+            Default::default(),
+            crate::target::Global::new(limits),
+            crate::pool::Pool::new(Duration::from_secs(1), Duration::from_secs(1)),
+            Arc::new(|_, _, _| {}),
+            metrics,
+            crate::proxy::Config {
+                target_header: None,
+                retry_after: Duration::from_secs(1),
+                hold_body_bytes: 0,
+                probe_path: None,
+                attempts: 1,
+            },
+        );
+        let (_finish, finish) = watch::channel(());
+        let conn = Conn { peer, local: addr };
+        let task = serve(stream, conn, proxy, Arc::new(Builders::new()), finish);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 2048, "{size} bytes");
     }
 }

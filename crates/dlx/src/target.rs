@@ -236,6 +236,24 @@ impl Target {
         }
     }
 
+    /// Whether [`try_admit`](Self::try_admit) would find a place now.
+    pub fn has_room(&self, now: Instant) -> bool {
+        let s = self.lock();
+        let cap = self.limits().pod_concurrency;
+        s.queue.is_empty() && s.backends.iter().any(|b| b.usable(cap, now))
+    }
+
+    /// A place at a pod if one is free now and nothing is queued; never queues (the HTTP/1.1 fast
+    /// path's admission: a request that would wait goes the way that can hold it).
+    pub fn try_admit(self: &Arc<Self>, now: Instant) -> Option<Permit> {
+        let mut s = self.lock();
+        if !s.queue.is_empty() {
+            return None;
+        }
+        let i = s.pick(self.limits().pod_concurrency, now)?;
+        Some(self.grant(&mut s, i, None))
+    }
+
     /// Replaces the target's pods with `endpoints` (ready addresses of the workload Service); with
     /// `probing`, new pods are used only after [`verified`](Self::verified). Returns the new pods to probe.
     pub fn set_endpoints(
@@ -398,6 +416,15 @@ impl Target {
     }
 }
 
+impl Backend {
+    /// Verified, under the per-pod limit `cap` (0: none), and not avoided at `now`.
+    fn usable(&self, cap: usize, now: Instant) -> bool {
+        self.verified
+            && (cap == 0 || self.inflight < cap)
+            && self.avoid_until.is_none_or(|t| t <= now)
+    }
+}
+
 impl State {
     /// The least loaded usable pod with a free place (round robin among equals).
     fn pick(&mut self, cap: usize, now: Instant) -> Option<usize> {
@@ -406,10 +433,7 @@ impl State {
         for k in 0..n {
             let i = (self.rr + k) % n;
             let b = &self.backends[i];
-            let usable = b.verified
-                && (cap == 0 || b.inflight < cap)
-                && b.avoid_until.is_none_or(|t| t <= now);
-            if usable && best.is_none_or(|j| b.inflight < self.backends[j].inflight) {
+            if b.usable(cap, now) && best.is_none_or(|j| b.inflight < self.backends[j].inflight) {
                 best = Some(i);
             }
         }
@@ -590,6 +614,35 @@ mod tests {
         drop(b);
         let c = w.await.unwrap().unwrap();
         assert_eq!(c.ip, IpAddr::from([10, 244, 1, 2]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn try_admit_never_queues_and_never_jumps_the_queue() {
+        let global = Global::new(limits(1, 10, 10));
+        let t = target("llm", &global);
+        assert!(t.try_admit(Instant::now()).is_none(), "no pod: no place");
+        assert!(!t.has_room(Instant::now()));
+        assert_eq!(
+            (t.held(), t.wake_since()),
+            (0, None),
+            "nothing queued or woken"
+        );
+        t.set_endpoints(vec![pod(1)], false);
+        assert!(t.has_room(Instant::now()));
+        let a = t.try_admit(Instant::now()).expect("a free place");
+        assert!(
+            t.try_admit(Instant::now()).is_none(),
+            "the pod is at its limit"
+        );
+        assert!(!t.has_room(Instant::now()));
+        let (w, _) = wait(t.admit(Instant::now()));
+        let w = tokio::spawn(w.wait(far()));
+        drop(a);
+        // The freed place went to the held request, not to a later try.
+        let held = w.await.unwrap().unwrap();
+        assert!(t.try_admit(Instant::now()).is_none());
+        drop(held);
+        assert!(t.try_admit(Instant::now()).is_some());
     }
 
     #[tokio::test(start_paused = true)]

@@ -244,6 +244,7 @@ async fn sse_chunks_are_relayed_as_they_are_produced() {
         arrivals[4] - arrivals[0] >= Duration::from_millis(300),
         "{arrivals:?}"
     );
+    assert_eq!(rig.metrics.fast_path.get(), 1, "relayed by the fast path");
 }
 
 #[tokio::test]
@@ -509,4 +510,193 @@ async fn pod_connections_are_kept_alive_and_one_the_pod_closed_while_idle_is_rep
         0,
         "no request was sent on a closed connection (and retried)"
     );
+    assert_eq!(rig.metrics.fast_path.get(), 8, "all on the fast path");
+}
+
+/// A pod that answers every request with what it received: `method path`, one `name: value` line per
+/// header (names lowercase, in order), an empty line, then the body. Built on hyper, so it decodes
+/// whatever framing the DLX sent.
+async fn mirror_pod(ip: &str) -> SocketAddr {
+    use hyper::server::conn::http1;
+    let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let service = hyper::service::service_fn(
+                |req: http::Request<hyper::body::Incoming>| async move {
+                    let mut text = format!("{} {}\n", req.method(), req.uri());
+                    for (k, v) in req.headers() {
+                        text += &format!("{k}: {}\n", v.to_str().unwrap_or("?"));
+                    }
+                    text += "\n";
+                    let body = req.into_body().collect().await?.to_bytes();
+                    text += &String::from_utf8_lossy(&body);
+                    Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::from(text))))
+                },
+            );
+            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(s), service));
+        }
+    });
+    addr
+}
+
+/// Reads one response from `s`: head and body (by `content-length`; none for `head`).
+async fn read_response(
+    s: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+    head: bool,
+) -> (String, String) {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head_text = String::from_utf8(buf[..end + 4].to_vec()).unwrap();
+            let len: usize = head_text
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.parse().unwrap())
+                })
+                .unwrap_or(0);
+            let len = if head { 0 } else { len };
+            if buf.len() >= end + 4 + len {
+                let body = String::from_utf8(buf[end + 4..end + 4 + len].to_vec()).unwrap();
+                buf.drain(..end + 4 + len);
+                return (head_text, body);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(
+            n > 0,
+            "closed before a whole response: {}",
+            String::from_utf8_lossy(buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn the_fast_path_rewrites_heads_keeps_bodies_and_hands_over_to_hyper_mid_connection() {
+    use tokio::io::AsyncWriteExt;
+    let rig = rig(limits(8, 10), Duration::from_secs(30)).await;
+    let pod = mirror_pod("127.0.0.7").await;
+    rig.pods(&[pod]);
+    let mut s = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    let mut buf = Vec::new();
+    // On the fast path: hop-by-hop headers go, the target header goes, X-Forwarded-For grows, the
+    // rest (Host, X-Forwarded-Host, the body) passes as sent. The body arrives in a second write.
+    s.write_all(b"POST /v1/completions?x=1 HTTP/1.1\r\nHost: api.example.com\r\nX-DLX-Target: t/llm\r\nConnection: keep-alive, X-Private\r\nX-Private: secret\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Host: api.example.com\r\nContent-Length: 11\r\n\r\nhello")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    s.write_all(b" world").await.unwrap();
+    let (head, body) = read_response(&mut s, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(!head.to_ascii_lowercase().contains("connection:"), "{head}");
+    assert_eq!(
+        body,
+        "POST /v1/completions?x=1\nhost: api.example.com\nx-forwarded-host: api.example.com\ncontent-length: 11\nx-forwarded-for: 203.0.113.9, 127.0.0.1\n\nhello world"
+    );
+    // A chunked body is not the fast path's: hyper takes over the connection with the bytes read.
+    s.write_all(b"POST /v1/completions HTTP/1.1\r\nHost: llm.t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_response(&mut s, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        body.starts_with("POST /v1/completions\nhost: llm.t\n"),
+        "{body}"
+    );
+    assert!(body.ends_with("\n\nhello"), "{body}");
+    // And serves the rest of it.
+    s.write_all(b"GET /v1/models HTTP/1.1\r\nHost: llm.t\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, body) = read_response(&mut s, &mut buf, false).await;
+    assert!(body.starts_with("GET /v1/models\nhost: llm.t\n"), "{body}");
+    assert_eq!(rig.metrics.backend_errors.get(), 0);
+    assert_eq!(rig.metrics.fast_path.get(), 1, "the first request alone");
+}
+
+#[tokio::test]
+async fn pipelined_requests_head_and_close_on_the_fast_path() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rig = rig(limits(8, 10), Duration::from_secs(30)).await;
+    let pod = mirror_pod("127.0.0.8").await;
+    rig.pods(&[pod]);
+    let mut s = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: llm.t\r\n\r\nHEAD /b HTTP/1.1\r\nHost: llm.t\r\n\r\nGET /c HTTP/1.1\r\nHost: llm.t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let (_, a) = read_response(&mut s, &mut buf, false).await;
+    assert!(a.starts_with("GET /a\n"), "{a}");
+    let (head, b) = read_response(&mut s, &mut buf, true).await;
+    assert!(
+        head.contains("content-length:"),
+        "HEAD gets the length of what GET would: {head}"
+    );
+    assert_eq!(b, "");
+    let (head, c) = read_response(&mut s, &mut buf, false).await;
+    assert!(c.starts_with("GET /c\n"), "{c}");
+    assert!(head.contains("connection: close\r\n"), "{head}");
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty() && buf.is_empty(), "closed after the third");
+    assert_eq!(rig.metrics.fast_path.get(), 3);
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_a_stream_on_the_fast_path_frees_its_place() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // One place per pod: the next request gets through only once the first has let go of it.
+    let rig = rig(limits(1, 10), Duration::from_secs(30)).await;
+    let pod = pod(
+        "127.0.0.9",
+        &["--tokens-per-second", "10", "--ttft-ms", "0"],
+    )
+    .await;
+    rig.pods(&[pod]);
+    let body =
+        json!({"model": "llm", "prompt": "x", "max_tokens": 100, "stream": true}).to_string();
+    let mut s = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /v1/completions HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut first = [0u8; 64];
+    let n = s.read(&mut first).await.unwrap();
+    assert!(
+        first[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first[..n])
+    );
+    let inflight = || {
+        rig.metrics
+            .inflight
+            .get_or_create(&dlx::metrics::TargetLabels::from(&key("llm")))
+            .get()
+    };
+    assert_eq!(inflight(), 1);
+    // A 10-second stream; the client leaves after its first bytes.
+    drop(s);
+    let started = Instant::now();
+    while inflight() != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the place was not freed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let resp = rig.post(completion(false)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(3));
 }
