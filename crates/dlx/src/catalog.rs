@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use api_types::keys::annotations;
@@ -190,6 +191,8 @@ struct Indices {
 #[derive(Debug, Default)]
 pub struct Catalog {
     inner: RwLock<Indices>,
+    /// Bumped by every change of the handed-over Services (not of their pods).
+    version: AtomicU64,
 }
 
 impl Catalog {
@@ -201,9 +204,16 @@ impl Catalog {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A number that changes whenever a handed-over Service does: a resolution made under one
+    /// version stays right while it holds.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
     /// Adds, updates or (when it is no longer handed over) removes Service `key`.
     pub fn put_service(&self, key: Key, handed: Option<Handed>) {
         let mut ix = self.write();
+        self.version.fetch_add(1, Ordering::AcqRel);
         ix.remove_service(&key);
         if let Some(h) = handed {
             ix.insert_service(h);
@@ -213,6 +223,7 @@ impl Catalog {
     /// Replaces every Service (after a watch (re)list).
     pub fn reset_services(&self, all: Vec<Handed>) {
         let mut ix = self.write();
+        self.version.fetch_add(1, Ordering::AcqRel);
         let slices = std::mem::take(&mut ix.slices);
         *ix = Indices {
             slices,

@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::catalog::SvcPort;
 use crate::h1::{self, Chunked, Framing};
 use crate::proxy::{Conn, Proxy};
 use crate::target::{Permit, Target};
@@ -83,17 +84,24 @@ pub async fn serve(
         buf: BytesMut::with_capacity(READ_BUF),
         out: Vec::with_capacity(1024),
         rbuf: BytesMut::new(),
+        last: None,
     };
     let mut first = true;
     loop {
-        match x.read_head(&mut client, finish, first).await {
-            Read::Head => {}
-            Read::Closed => return End::Closed,
-            Read::Slow => return End::Hyper(client, x.buf.freeze()),
-        }
+        let plan = loop {
+            match x.plan(proxy) {
+                Planned::Go(plan) => break plan,
+                Planned::Slow => return End::Hyper(client, x.buf.freeze()),
+                Planned::More => {
+                    if !x.read_more(&mut client, finish, first).await {
+                        return End::Closed;
+                    }
+                }
+            }
+        };
         first = false;
         let draining = finish.has_changed().unwrap_or(true);
-        match x.one(&mut client, proxy, draining).await {
+        match x.one(&mut client, proxy, plan, draining).await {
             Step::Next => {}
             Step::Close => {
                 let _ = client.shutdown().await;
@@ -116,11 +124,40 @@ struct Exchange {
     out: Vec<u8>,
     /// Bytes read from the pod.
     rbuf: BytesMut,
+    /// The target the previous request resolved to (a keep-alive connection's requests name the same
+    /// one): the resolution is reused while the names are the same and no Service changed since.
+    last: Option<Resolved>,
 }
 
-enum Read {
-    Head,
-    Closed,
+/// A resolution of target names: what named it, the catalog's Service version then, the result.
+struct Resolved {
+    names: [Option<Box<str>>; 3],
+    version: u64,
+    target: Arc<Target>,
+    port: SvcPort,
+}
+
+impl Resolved {
+    fn key<'a>(n: &h1::Names<'a>) -> [Option<&'a str>; 3] {
+        [n.target, n.host, n.forwarded_host]
+    }
+
+    fn matches(&self, n: &h1::Names<'_>, version: u64) -> bool {
+        self.version == version
+            && self
+                .names
+                .iter()
+                .zip(Self::key(n))
+                .all(|(a, b)| a.as_deref() == b)
+    }
+}
+
+/// The outcome of planning the request at the start of the buffer.
+enum Planned {
+    Go(Plan),
+    /// Its head is not there whole yet.
+    More,
+    /// It goes the general way.
     Slow,
 }
 
@@ -160,65 +197,83 @@ enum PodError {
 }
 
 impl Exchange {
-    /// Reads until `buf` starts with a whole request head.
-    async fn read_head(
+    /// Reads more of a request head; `false` when the connection ends instead (closed, a head
+    /// stalled for [`HEAD_TIMEOUT`], or a drain while idle between requests).
+    async fn read_more(
         &mut self,
         client: &mut TcpStream,
         finish: &mut watch::Receiver<()>,
         first: bool,
-    ) -> Read {
-        loop {
-            if !self.buf.is_empty() {
-                let mut headers = [httparse::EMPTY_HEADER; h1::MAX_HEADERS];
-                match httparse::Request::new(&mut headers).parse(&self.buf) {
-                    Ok(httparse::Status::Complete(_)) => return Read::Head,
-                    Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD => {}
-                    // Too large, too many headers or broken: hyper answers it (431, 400).
-                    _ => return Read::Slow,
-                }
+    ) -> bool {
+        self.buf.reserve(READ_BUF);
+        let read = if !self.buf.is_empty() {
+            match tokio::time::timeout(HEAD_TIMEOUT, client.read_buf(&mut self.buf)).await {
+                Ok(r) => r,
+                Err(_) => return false,
             }
-            self.buf.reserve(READ_BUF);
-            let read = if !self.buf.is_empty() {
-                match tokio::time::timeout(HEAD_TIMEOUT, client.read_buf(&mut self.buf)).await {
-                    Ok(r) => r,
-                    Err(_) => return Read::Closed,
-                }
-            } else if first {
-                client.read_buf(&mut self.buf).await
-            } else {
-                // Idle between requests: a drain ends the connection here.
-                tokio::select! {
-                    biased;
-                    _ = finish.changed() => return Read::Closed,
-                    r = client.read_buf(&mut self.buf) => r,
-                }
-            };
-            if !matches!(read, Ok(n) if n > 0) {
-                return Read::Closed;
+        } else if first {
+            client.read_buf(&mut self.buf).await
+        } else {
+            tokio::select! {
+                biased;
+                _ = finish.changed() => return false,
+                r = client.read_buf(&mut self.buf) => r,
             }
-        }
+        };
+        matches!(read, Ok(n) if n > 0)
     }
 
-    /// The target and place of the request at the start of `buf`, with its head for the pod in `out`;
-    /// `None` when it goes the general way.
-    fn plan(&mut self, proxy: &Proxy) -> Option<Plan> {
+    /// The target and place of the request at the start of `buf`, with its head for the pod in `out`.
+    fn plan(&mut self, proxy: &Proxy) -> Planned {
         let mut headers = [httparse::EMPTY_HEADER; h1::MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
-        let httparse::Status::Complete(head_len) = req.parse(&self.buf).ok()? else {
-            return None;
+        let head_len = match req.parse(&self.buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD => return Planned::More,
+            // Too large, too many headers or broken: hyper answers it (431, 400).
+            _ => return Planned::Slow,
         };
-        let info = h1::classify(&req)?;
-        let (target, port) = proxy.fast_target(&names(&req, proxy), self.local_port)?;
+        let Some(info) = h1::classify(&req) else {
+            return Planned::Slow;
+        };
+        let names = names(&req, proxy);
+        let version = proxy.catalog.version();
+        if proxy.closing() {
+            return Planned::Slow;
+        }
+        if !self
+            .last
+            .as_ref()
+            .is_some_and(|r| r.matches(&names, version))
+        {
+            let Some((target, port)) = proxy.fast_target(&names, self.local_port) else {
+                return Planned::Slow;
+            };
+            self.last = Some(Resolved {
+                names: Resolved::key(&names).map(|n| n.map(Box::from)),
+                version,
+                target,
+                port,
+            });
+        }
+        let Some(last) = &self.last else {
+            return Planned::Slow;
+        };
         let at = Instant::now();
-        let permit = target.try_admit(at)?;
-        let addr = SocketAddr::new(permit.ip, permit.port(&port.name)?);
+        let Some(permit) = last.target.try_admit(at) else {
+            return Planned::Slow;
+        };
+        let Some(port) = permit.port(&last.port.name) else {
+            return Planned::Slow;
+        };
+        let addr = SocketAddr::new(permit.ip, port);
         self.out.clear();
         let drop = proxy.config().target_header.as_ref().map(|n| n.as_str());
         h1::write_request(&mut self.out, &req, &self.ip, drop);
-        Some(Plan {
+        Planned::Go(Plan {
             head_len,
             info,
-            target,
+            target: last.target.clone(),
             permit,
             addr,
             at,
@@ -226,10 +281,13 @@ impl Exchange {
     }
 
     /// One request: sent to a pod and its response relayed to the end.
-    async fn one(&mut self, client: &mut TcpStream, proxy: &Proxy, draining: bool) -> Step {
-        let Some(plan) = self.plan(proxy) else {
-            return Step::Hyper;
-        };
+    async fn one(
+        &mut self,
+        client: &mut TcpStream,
+        proxy: &Proxy,
+        plan: Plan,
+        draining: bool,
+    ) -> Step {
         let Plan {
             head_len,
             info,

@@ -369,11 +369,16 @@ impl Proxy {
         named: &h1::Names<'_>,
         local_port: u16,
     ) -> Option<(Arc<Target>, SvcPort)> {
-        if self.closing.load(Ordering::Acquire) {
+        if self.closing() {
             return None;
         }
         let (handed, port) = self.resolve_named(named, local_port).ok()?;
         Some((self.target(&handed), port))
+    }
+
+    /// Whether the DLX is shutting down (new requests get 503).
+    pub(crate) fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// The connections to pods.

@@ -700,3 +700,25 @@ async fn a_client_that_leaves_a_stream_on_the_fast_path_frees_its_place() {
     assert_eq!(resp.status(), 200);
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn a_kept_alive_connection_sees_its_service_handed_back() {
+    use tokio::io::AsyncWriteExt;
+    let rig = rig(limits(8, 10), Duration::from_secs(30)).await;
+    let pod = mirror_pod("127.0.0.10").await;
+    rig.pods(&[pod]);
+    let mut s = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    let mut buf = Vec::new();
+    let get = format!("GET /v1/models HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
+    s.write_all(get.as_bytes()).await.unwrap();
+    let (head, _) = read_response(&mut s, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // The ElasticScaler restores the Service: the DLX no longer serves it, even on this connection.
+    rig.proxy.catalog.reset_services(vec![]);
+    rig.proxy.service_changed(&key("llm"));
+    s.write_all(get.as_bytes()).await.unwrap();
+    let (head, body) = read_response(&mut s, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    assert!(body.contains("not handed to the DLX"), "{body}");
+    assert_eq!(rig.metrics.fast_path.get(), 1);
+}
