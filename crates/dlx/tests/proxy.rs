@@ -722,3 +722,54 @@ async fn a_kept_alive_connection_sees_its_service_handed_back() {
     assert!(body.contains("not handed to the DLX"), "{body}");
     assert_eq!(rig.metrics.fast_path.get(), 1);
 }
+
+#[tokio::test]
+async fn a_drain_closes_idle_fast_path_connections_and_finishes_the_stream_in_flight() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rig = rig(limits(8, 10), Duration::from_secs(30)).await;
+    let pod = pod(
+        "127.0.0.11",
+        &["--tokens-per-second", "20", "--ttft-ms", "0"],
+    )
+    .await;
+    rig.pods(&[pod]);
+    let mut idle = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    let mut buf = Vec::new();
+    idle.write_all(format!("GET /v1/models HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let (head, _) = read_response(&mut idle, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // Ten tokens at 20 per second: half a second of stream.
+    let body = json!({"model": "llm", "prompt": "x", "max_tokens": 10, "stream": true}).to_string();
+    let mut busy = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    busy.write_all(
+        format!(
+            "POST /v1/completions HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut streamed = vec![0u8; 64];
+    let n = busy.read(&mut streamed).await.unwrap();
+    streamed.truncate(n);
+    rig.stop.cancel();
+    // The idle connection is closed at once.
+    let mut rest = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_millis(500), idle.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
+    // The stream in flight runs to its end, then its connection closes.
+    let ended = tokio::time::timeout(Duration::from_secs(2), busy.read_to_end(&mut streamed)).await;
+    assert!(ended.is_ok(), "not closed after the stream");
+    let text = String::from_utf8_lossy(&streamed);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("data: [DONE]"), "{text}");
+    assert!(
+        text.ends_with("0\r\n\r\n"),
+        "the chunked body ends whole: {text}"
+    );
+    assert_eq!(rig.metrics.fast_path.get(), 2);
+}
