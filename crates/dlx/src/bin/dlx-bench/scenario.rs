@@ -60,8 +60,9 @@ pub struct Args {
     /// Connections of the saturation runs.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Passthrough rounds (targets alternate within a round); the median round is reported.
-    #[arg(long, default_value_t = 3)]
+    /// Passthrough rounds (targets alternate within a round); the median round is reported. Five:
+    /// with three, one disturbed run of a target moves its median.
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Scale-from-zero cycles of the cold-path part.
     #[arg(long, default_value_t = 20)]
@@ -623,9 +624,29 @@ async fn passthrough(args: &Args, host: &str, targets: &[Target<'_>]) -> Value {
     let get = |v: &Value, t: &str, k: &str| v[t][k].as_f64();
     let mut goals = serde_json::Map::new();
     if let (Some(d), Some(n)) = (get(&sat, "dlx", "rps"), get(&sat, "nginx", "rps")) {
+        // Judged on the ratio within each round, whose two runs are seconds apart (the machine's load
+        // drifts less between them than between rounds; runs on this 2-core machine are bimodal,
+        // which moves a median of 5 by ±15 %): the median of the rounds' ratios. The ratio of the two
+        // medians is reported beside it.
+        let by_round: Vec<f64> = (saturation.iter().find(|(t, _)| t == "dlx"))
+            .zip(saturation.iter().find(|(t, _)| t == "nginx"))
+            .map(|((_, d), (_, n))| {
+                d.iter()
+                    .zip(n)
+                    .map(|(d, n)| (d.rps / n.rps * 100.0).round() / 100.0)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let of_medians = (d / n * 100.0).round() / 100.0;
+        let paired = if by_round.is_empty() {
+            of_medians
+        } else {
+            percentile(&mut by_round.clone(), 0.5)
+        };
         goals.insert(
             "dlx_rps_over_nginx".into(),
-            json!({"value": (d / n * 100.0).round() / 100.0, "goal": ">= 1.0", "met": d >= n}),
+            json!({"value": paired, "goal": ">= 1.0 (median of the rounds' ratios)", "met": paired >= 1.0,
+                "by_round": by_round, "ratio_of_medians": of_medians}),
         );
     }
     if let (Some(d), Some(n)) = (get(&fix, "dlx", "p99_ms"), get(&fix, "nginx", "p99_ms")) {
