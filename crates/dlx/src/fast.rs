@@ -350,11 +350,12 @@ impl Exchange {
             }
         };
         let (resp, head_len) = head;
+        // Counted as the head goes back, as the general way counts.
+        target.answered(resp.status);
+        proxy.fast_relayed();
         let step = self.relay(client, &mut pod, resp, head_len, keep).await;
         match step {
             Relayed::Done { reusable } => {
-                target.answered(resp.status);
-                proxy.fast_relayed();
                 drop(permit);
                 if reusable {
                     proxy.pool().put_raw(addr, pod, at);

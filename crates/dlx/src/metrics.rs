@@ -157,7 +157,7 @@ impl Metrics {
         );
         registry.register(
             "fast_path_requests",
-            "HTTP/1.1 requests relayed without hyper, straight to a pod with a free place (a subset of dlx_requests_total)",
+            "HTTP/1.1 requests whose response was relayed without hyper, straight from a pod with a free place (a subset of dlx_requests_total)",
             m.fast_path.clone(),
         );
         m

@@ -649,9 +649,31 @@ async fn pipelined_requests_head_and_close_on_the_fast_path() {
     assert_eq!(rig.metrics.fast_path.get(), 3);
 }
 
+/// A connection to the DLX that sent one streaming completion of `tokens` tokens, the first bytes of
+/// its answer read.
+async fn streaming(rig: &Rig, tokens: u32) -> (tokio::net::TcpStream, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body =
+        json!({"model": "llm", "prompt": "x", "max_tokens": tokens, "stream": true}).to_string();
+    let mut s = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/completions HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all((head + &body).as_bytes()).await.unwrap();
+    let mut first = vec![0u8; 64];
+    let n = s.read(&mut first).await.unwrap();
+    first.truncate(n);
+    assert!(
+        first.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+    (s, first)
+}
+
 #[tokio::test]
 async fn a_client_that_leaves_a_stream_on_the_fast_path_frees_its_place() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // One place per pod: the next request gets through only once the first has let go of it.
     let rig = rig(limits(1, 10), Duration::from_secs(30)).await;
     let pod = pod(
@@ -660,25 +682,7 @@ async fn a_client_that_leaves_a_stream_on_the_fast_path_frees_its_place() {
     )
     .await;
     rig.pods(&[pod]);
-    let body =
-        json!({"model": "llm", "prompt": "x", "max_tokens": 100, "stream": true}).to_string();
-    let mut s = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
-    s.write_all(
-        format!(
-            "POST /v1/completions HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut first = [0u8; 64];
-    let n = s.read(&mut first).await.unwrap();
-    assert!(
-        first[..n].starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&first[..n])
-    );
+    let (s, _) = streaming(&rig, 100).await;
     let inflight = || {
         rig.metrics
             .inflight
@@ -699,6 +703,7 @@ async fn a_client_that_leaves_a_stream_on_the_fast_path_frees_its_place() {
     let resp = rig.post(completion(false)).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(rig.metrics.fast_path.get(), 2, "both on the fast path");
 }
 
 #[tokio::test]
@@ -741,20 +746,7 @@ async fn a_drain_closes_idle_fast_path_connections_and_finishes_the_stream_in_fl
     let (head, _) = read_response(&mut idle, &mut buf, false).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     // Ten tokens at 20 per second: half a second of stream.
-    let body = json!({"model": "llm", "prompt": "x", "max_tokens": 10, "stream": true}).to_string();
-    let mut busy = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
-    busy.write_all(
-        format!(
-            "POST /v1/completions HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut streamed = vec![0u8; 64];
-    let n = busy.read(&mut streamed).await.unwrap();
-    streamed.truncate(n);
+    let (mut busy, mut streamed) = streaming(&rig, 10).await;
     rig.stop.cancel();
     // The idle connection is closed at once.
     let mut rest = Vec::new();
