@@ -533,7 +533,7 @@ impl Exchange {
     ) -> Step {
         proxy.backend_error();
         let text = format!("dlx: pod {addr} of {} failed: {why}", target.key);
-        proxy.answered_itself(&target.key, StatusCode::BAD_GATEWAY, &text);
+        proxy.answered_itself(Some(&target.key), StatusCode::BAD_GATEWAY, &text);
         self.out.clear();
         h1::write_answer(&mut self.out, StatusCode::BAD_GATEWAY, &text, true);
         let _ = client.write_all(&self.out).await;

@@ -136,13 +136,20 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-/// Whether `name` is hop-by-hop here: listed above or named by a `Connection` header in `all`.
-fn hop_by_hop(name: &str, all: &[httparse::Header<'_>]) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-        || all
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-            .any(|h| tokens(h.value).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
+/// The hop-by-hop test of one message's headers `all`: a name listed above or named by one of its
+/// `Connection` headers (their tokens collected once per message, not once per header).
+fn hop_by_hop<'h>(all: &[httparse::Header<'h>]) -> impl Fn(&str) -> bool + use<'h> {
+    let named: Vec<&'h [u8]> = all
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| tokens(h.value))
+        .collect();
+    move |name| {
+        HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+            || named
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+    }
 }
 
 fn write_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -167,6 +174,7 @@ pub fn write_request(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut te_trailers = false;
     let mut forwarded: Option<&[u8]> = None;
+    let hop_by_hop = hop_by_hop(req.headers);
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("x-forwarded-for") {
             let v = h.value.trim_ascii();
@@ -178,7 +186,7 @@ pub fn write_request(
         if h.name.eq_ignore_ascii_case("te") {
             te_trailers |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
         }
-        if hop_by_hop(h.name, req.headers) || drop.is_some_and(|d| h.name.eq_ignore_ascii_case(d)) {
+        if hop_by_hop(h.name) || drop.is_some_and(|d| h.name.eq_ignore_ascii_case(d)) {
             continue;
         }
         write_header(out, h.name, h.value);
@@ -283,8 +291,9 @@ pub fn write_response(
         resp.code.unwrap_or(502),
         resp.reason.unwrap_or("")
     );
+    let hop_by_hop = hop_by_hop(resp.headers);
     for h in resp.headers.iter() {
-        if hop_by_hop(h.name, resp.headers)
+        if hop_by_hop(h.name)
             || (framing == Framing::Chunked && h.name.eq_ignore_ascii_case("content-length"))
         {
             continue;

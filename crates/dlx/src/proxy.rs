@@ -402,9 +402,12 @@ impl Proxy {
     }
 
     /// Counts an answer of the DLX itself and logs it.
-    pub(crate) fn answered_itself(&self, key: &Key, status: StatusCode, text: &str) {
-        self.metrics.outcome(Some(key), status.as_u16());
-        tracing::info!(target = %key, status = status.as_u16(), "{text}");
+    /// (A 404 is not logged: any client can cause it.)
+    pub(crate) fn answered_itself(&self, key: Option<&Key>, status: StatusCode, text: &str) {
+        self.metrics.outcome(key, status.as_u16());
+        if status != StatusCode::NOT_FOUND {
+            tracing::info!(target = ?key.map(ToString::to_string), status = status.as_u16(), "{text}");
+        }
     }
 
     /// A place at a pod, holding the request while there is none.
@@ -647,10 +650,7 @@ impl Proxy {
     }
 
     fn answer(&self, key: Option<&Key>, status: StatusCode, text: String) -> Response<ProxyBody> {
-        self.metrics.outcome(key, status.as_u16());
-        if status != StatusCode::NOT_FOUND {
-            tracing::info!(target = ?key.map(ToString::to_string), status = status.as_u16(), "{text}");
-        }
+        self.answered_itself(key, status, &text);
         let mut r = Response::new(
             Full::new(Bytes::from(text + "\n"))
                 .map_err(|never| match never {})

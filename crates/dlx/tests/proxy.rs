@@ -542,6 +542,14 @@ async fn mirror_pod(ip: &str) -> SocketAddr {
     addr
 }
 
+/// A rig whose target's one pod is a [`mirror_pod`] on `ip`, and a client connection to the DLX.
+async fn mirror_rig(ip: &str) -> (Rig, tokio::net::TcpStream) {
+    let rig = rig(limits(8, 10), Duration::from_secs(30)).await;
+    rig.pods(&[mirror_pod(ip).await]);
+    let s = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    (rig, s)
+}
+
 /// Reads one response from `s`: head and body (by `content-length`; none for `head`).
 async fn read_response(
     s: &mut tokio::net::TcpStream,
@@ -581,10 +589,7 @@ async fn read_response(
 #[tokio::test]
 async fn the_fast_path_rewrites_heads_keeps_bodies_and_hands_over_to_hyper_mid_connection() {
     use tokio::io::AsyncWriteExt;
-    let rig = rig(limits(8, 10), Duration::from_secs(30)).await;
-    let pod = mirror_pod("127.0.0.7").await;
-    rig.pods(&[pod]);
-    let mut s = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    let (rig, mut s) = mirror_rig("127.0.0.7").await;
     let mut buf = Vec::new();
     // On the fast path: hop-by-hop headers go, the target header goes, X-Forwarded-For grows, the
     // rest (Host, X-Forwarded-Host, the body) passes as sent. The body arrives in a second write.
@@ -624,10 +629,7 @@ async fn the_fast_path_rewrites_heads_keeps_bodies_and_hands_over_to_hyper_mid_c
 #[tokio::test]
 async fn pipelined_requests_head_and_close_on_the_fast_path() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rig = rig(limits(8, 10), Duration::from_secs(30)).await;
-    let pod = mirror_pod("127.0.0.8").await;
-    rig.pods(&[pod]);
-    let mut s = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    let (rig, mut s) = mirror_rig("127.0.0.8").await;
     s.write_all(b"GET /a HTTP/1.1\r\nHost: llm.t\r\n\r\nHEAD /b HTTP/1.1\r\nHost: llm.t\r\n\r\nGET /c HTTP/1.1\r\nHost: llm.t\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
@@ -709,10 +711,7 @@ async fn a_client_that_leaves_a_stream_on_the_fast_path_frees_its_place() {
 #[tokio::test]
 async fn a_kept_alive_connection_sees_its_service_handed_back() {
     use tokio::io::AsyncWriteExt;
-    let rig = rig(limits(8, 10), Duration::from_secs(30)).await;
-    let pod = mirror_pod("127.0.0.10").await;
-    rig.pods(&[pod]);
-    let mut s = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    let (rig, mut s) = mirror_rig("127.0.0.10").await;
     let mut buf = Vec::new();
     let get = format!("GET /v1/models HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
     s.write_all(get.as_bytes()).await.unwrap();
